@@ -1,0 +1,56 @@
+"""Shared bits of the command-line tools: settings flags bound to ``RAG_NEWS_*`` and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable
+
+from .errors import RagNewsError
+from .settings import Settings
+
+
+def add_settings_flags(ap: argparse.ArgumentParser) -> None:
+    g = ap.add_argument_group("settings (each also RAG_NEWS_<NAME> or a key in the TOML config)")
+    g.add_argument("--config", help="TOML settings file (default: $RAG_NEWS_CONFIG)")
+    g.add_argument("--index-dir", help="index folder (default: data/index)")
+    g.add_argument("--browser", dest="browser_path", help="Chromium executable (default: chromium on PATH, "
+                   "else Playwright's browser)")
+    g.add_argument("--concurrency", type=int, help="pages open at once (default 4)")
+    g.add_argument("--timeout", dest="page_timeout", type=float, help="seconds per page load (default 30)")
+    g.add_argument("--retries", type=int, help="retries on network errors / 5xx (default 2)")
+    g.add_argument("--embedding-model", help="sentence-transformers model id or folder "
+                   "(default sentence-transformers/all-mpnet-base-v2)")
+    g.add_argument("--embedding-backend", choices=["auto", "onnx", "torch"])
+    g.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps")
+    p = g.add_mutually_exclusive_group()
+    p.add_argument("--progress", dest="progress", action="store_true", default=None, help="force progress bars")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    g.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+
+
+_FLAG_KEYS = ("index_dir", "browser_path", "concurrency", "page_timeout", "retries", "embedding_model",
+              "embedding_backend", "device", "progress")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return Settings.load(config=args.config, **{k: getattr(args, k, None) for k in _FLAG_KEYS})
+
+
+def run(main: Callable[[], int], prog: str) -> None:
+    """Run a CLI body: user errors become one line on stderr and exit 1; Ctrl-C exits 130."""
+    try:
+        code = main()
+    except RagNewsError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,329 @@
+"""Scrape: fetch article pages with one headless Chromium (Playwright).
+
+Entry points: :func:`scrape` (sync, also safe inside Jupyter's running event loop) and :func:`ascrape`
+(async). Both return a :class:`ScrapeResult`: the pages that loaded, as LangChain ``Document``s whose
+``page_content`` is the rendered HTML, and one :class:`ScrapeError` per URL that did not. An error is never
+returned as page content.
+
+One browser serves the whole run; at most ``settings.concurrency`` pages are open at once; each navigation
+has a timeout; network errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff; images,
+fonts and media are not downloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import random
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Sequence
+from urllib.parse import urlsplit
+
+from langchain_core.documents import Document
+
+from .errors import BrowserNotFound
+from .progress import progress_bar
+from .settings import Settings
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+_BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+# Chromium network errors that will not go away by asking again
+_PERMANENT_NET_ERRORS = {
+    "ERR_TOO_MANY_REDIRECTS": "redirect loop (too many redirects)",
+    "ERR_NAME_NOT_RESOLVED": "host not found (DNS lookup failed)",
+    "ERR_INVALID_URL": "malformed URL",
+    "ERR_UNSAFE_PORT": "port blocked by the browser (unsafe port)",
+    "ERR_UNSAFE_REDIRECT": "unsafe redirect",
+    "ERR_BLOCKED_BY_CLIENT": "blocked by the browser",
+    "ERR_INVALID_RESPONSE": "invalid HTTP response",
+    "ERR_CERT_AUTHORITY_INVALID": "TLS certificate not trusted",
+    "ERR_CERT_COMMON_NAME_INVALID": "TLS certificate does not match the host",
+    "ERR_CERT_DATE_INVALID": "TLS certificate expired or not yet valid",
+}
+
+
+@dataclass
+class ScrapeError:
+    """Why one URL produced no page."""
+
+    url: str
+    reason: str
+    status: int | None = None
+    attempts: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ScrapeResult:
+    pages: list[Document]
+    errors: list[ScrapeError]
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> int:
+        return len(self.pages)
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, status: int | None = None):
+        super().__init__(reason)
+        self.reason, self.status = reason, status
+
+
+class _Permanent(Exception):
+    def __init__(self, reason: str, status: int | None = None):
+        super().__init__(reason)
+        self.reason, self.status = reason, status
+
+
+def check_url(url: str) -> str | None:
+    """Return why ``url`` cannot be scraped, or ``None`` if it is an http(s) URL we can try."""
+    if not isinstance(url, str) or not url.strip():
+        return "empty URL"
+    url = url.strip()
+    if any(c.isspace() for c in url):
+        return "malformed URL (contains whitespace)"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as e:
+        return f"malformed URL ({e})"
+    scheme = parts.scheme.lower()
+    if not scheme:
+        return "malformed URL (no scheme; expected http:// or https://)"
+    if scheme not in ("http", "https"):
+        return f"unsupported URL scheme '{scheme}:' (only http and https pages are scraped)"
+    if not parts.hostname:
+        return "malformed URL (no host)"
+    return None
+
+
+def find_browser(settings: Settings) -> str | None:
+    """The Chromium executable to launch, or ``None`` to use Playwright's own browser.
+
+    Order: ``settings.browser_path`` (``RAG_NEWS_BROWSER_PATH``), then a system Chromium/Chrome on PATH,
+    then Playwright's downloaded browser if ``playwright install chromium`` was run.
+    """
+    if settings.browser_path:
+        p = Path(settings.browser_path).expanduser()
+        found = str(p) if p.is_file() else shutil.which(settings.browser_path)
+        if not found or not os.access(found, os.X_OK):
+            raise BrowserNotFound(
+                f"browser_path {settings.browser_path!r} is not an executable file "
+                "(set RAG_NEWS_BROWSER_PATH or --browser to a Chromium binary)"
+            )
+        return found
+    for name in _BROWSER_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+class ChromiumScraper:
+    """One Chromium for many pages. Use as ``async with ChromiumScraper(settings) as s: await s.scrape(urls)``."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings()
+        self._pw = None
+        self._browser = None
+        self._context = None
+
+    async def __aenter__(self) -> "ChromiumScraper":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        from playwright.async_api import Error as PlaywrightError
+        from playwright.async_api import async_playwright
+
+        executable = find_browser(self.settings)
+        self._pw = await async_playwright().start()
+        try:
+            self._browser = await self._pw.chromium.launch(
+                executable_path=executable, headless=True, args=CHROMIUM_FLAGS
+            )
+        except PlaywrightError as e:
+            await self._pw.stop()
+            self._pw = None
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise BrowserNotFound(
+                "no usable Chromium: install Debian's 'chromium' package (apt-get install chromium), "
+                "or run 'playwright install chromium', or set RAG_NEWS_BROWSER_PATH "
+                f"({first})"
+            ) from None
+        self._context = await self._browser.new_context(
+            user_agent=self.settings.user_agent, accept_downloads=False, java_script_enabled=True
+        )
+        blocked = set(self.settings.block_resources)
+        if blocked:
+            async def _route(route):
+                if route.request.resource_type in blocked:
+                    await route.abort()
+                else:
+                    await route.continue_()
+
+            await self._context.route("**/*", _route)
+
+    async def close(self) -> None:
+        for closer in (self._context, self._browser):
+            if closer is not None:
+                try:
+                    await closer.close()
+                except Exception:  # browser already gone
+                    pass
+        if self._pw is not None:
+            await self._pw.stop()
+        self._pw = self._browser = self._context = None
+
+    async def fetch(self, url: str) -> Document | ScrapeError:
+        """Fetch one URL with retries. Never raises for a page-level failure."""
+        bad = check_url(url)
+        if bad:
+            return ScrapeError(url=url, reason=bad, attempts=0)
+        s = self.settings
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return await self._fetch_once(url)
+            except _Permanent as e:
+                return ScrapeError(url=url, reason=e.reason, status=e.status, attempts=attempts)
+            except _Retryable as e:
+                if attempts > s.retries:
+                    return ScrapeError(url=url, reason=e.reason, status=e.status, attempts=attempts)
+                delay = s.retry_backoff * (2 ** (attempts - 1)) * (1 + 0.25 * random.random())
+                await asyncio.sleep(delay)
+
+    async def _fetch_once(self, url: str) -> Document:
+        from playwright.async_api import Error as PlaywrightError
+        from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+        s = self.settings
+        page = await self._context.new_page()
+        try:
+            try:
+                response = await page.goto(url, wait_until=s.wait_until, timeout=s.page_timeout * 1000)
+            except PlaywrightTimeout:
+                raise _Retryable(f"timed out after {s.page_timeout:g}s") from None
+            except PlaywrightError as e:
+                raise _classify_navigation_error(str(e)) from None
+            if response is None:
+                raise _Permanent("no response (navigation to the same document?)")
+            status = response.status
+            if status == 429 or status >= 500:
+                raise _Retryable(f"HTTP {status} {response.status_text}".strip(), status)
+            if status >= 400:
+                raise _Permanent(f"HTTP {status} {response.status_text}".strip(), status)
+            headers = await response.all_headers()
+            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype and ctype not in _HTML_TYPES:
+                raise _Permanent(f"not an HTML page (content-type {ctype})", status)
+            length = headers.get("content-length")
+            if length and length.isdigit() and int(length) > s.max_page_bytes:
+                raise _Permanent(f"page too large ({int(length):,} bytes > {s.max_page_bytes:,})", status)
+            if s.settle_ms > 0:
+                # let scripts insert late text: wait for the network to go quiet, but not for long
+                try:
+                    await page.wait_for_load_state("networkidle", timeout=s.settle_ms)
+                except PlaywrightTimeout:
+                    pass
+            html = await page.content()
+            size = len(html.encode("utf-8", "replace"))
+            if size > s.max_page_bytes:
+                raise _Permanent(f"page too large ({size:,} bytes > {s.max_page_bytes:,})", status)
+            return Document(
+                page_content=html,
+                metadata={
+                    "source": url,
+                    "final_url": page.url,
+                    "status": status,
+                    "content_type": ctype or "text/html",
+                    "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                },
+            )
+        finally:
+            try:
+                await page.close()
+            except Exception:
+                pass
+
+    async def scrape(self, urls: Sequence[str], progress: bool | None = None) -> ScrapeResult:
+        t0 = time.perf_counter()
+        urls = list(dict.fromkeys(u.strip() if isinstance(u, str) else u for u in urls))
+        sem = asyncio.Semaphore(self.settings.concurrency)
+        show = self.settings.show_progress() if progress is None else progress
+        results: list[Document | ScrapeError | None] = [None] * len(urls)
+        with progress_bar("Scraping", total=len(urls), enabled=show) as advance:
+            async def one(i: int, u: str) -> None:
+                async with sem:
+                    results[i] = await self.fetch(u)
+                advance(1)
+
+            await asyncio.gather(*(one(i, u) for i, u in enumerate(urls)))
+        pages = [r for r in results if isinstance(r, Document)]
+        errors = [r for r in results if isinstance(r, ScrapeError)]
+        return ScrapeResult(pages=pages, errors=errors, seconds=time.perf_counter() - t0)
+
+
+def _classify_navigation_error(message: str) -> Exception:
+    if "Download is starting" in message:
+        return _Permanent("not an HTML page (the server sent a file download)")
+    m = re.search(r"net::(ERR_[A-Z0-9_]+)", message)
+    if m:
+        code = m.group(1)
+        if code in _PERMANENT_NET_ERRORS:
+            return _Permanent(f"{_PERMANENT_NET_ERRORS[code]} [{code}]")
+        if code == "ERR_ABORTED":
+            return _Permanent(f"navigation aborted (often a file download or a blocked page) [{code}]")
+        if code == "ERR_CONNECTION_REFUSED":
+            return _Retryable(f"connection refused [{code}]")
+        return _Retryable(f"network error [{code}]")
+    first = message.strip().splitlines()[0] if message.strip() else "unknown browser error"
+    return _Retryable(f"browser error: {first[:200]}")
+
+
+async def ascrape(urls: Iterable[str], settings: Settings | None = None,
+                  progress: bool | None = None) -> ScrapeResult:
+    """Scrape ``urls`` with one browser. Await it from async code (a Jupyter cell can ``await`` it)."""
+    urls = list(urls)
+    settings = settings or Settings()
+    valid = [u for u in urls if check_url(u) is None]
+    if not valid:  # nothing to open a browser for
+        errors = [ScrapeError(url=u, reason=check_url(u) or "", attempts=0) for u in dict.fromkeys(urls)]
+        return ScrapeResult(pages=[], errors=errors)
+    async with ChromiumScraper(settings) as scraper:
+        return await scraper.scrape(urls, progress=progress)
+
+
+def scrape(urls: Iterable[str], settings: Settings | None = None, progress: bool | None = None) -> ScrapeResult:
+    """Synchronous :func:`ascrape`. Inside a running event loop (Jupyter) it runs in a worker thread."""
+    coro_args = (list(urls), settings, progress)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(ascrape(*coro_args))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(ascrape(*coro_args))).result()

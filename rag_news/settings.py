@@ -1,0 +1,186 @@
+"""One settings object for every stage.
+
+Precedence, lowest to highest: defaults < TOML file < ``RAG_NEWS_*`` environment variables < explicit
+overrides (CLI flags, keyword arguments). The TOML file is the one given to :meth:`Settings.load`, else the
+path in ``RAG_NEWS_CONFIG``. Keys are the field names below (flat, at the top level of the file); tables
+such as ``[[sources]]`` are left to the stages that read them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .errors import ConfigError
+
+ENV_PREFIX = "RAG_NEWS_"
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0 Safari/537.36 rag-news/0.1"
+)
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rag-news"
+
+
+@dataclass
+class Settings:
+    # where the index lives
+    index_dir: Path = Path("data/index")
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    # scrape
+    browser_path: str | None = None
+    concurrency: int = 4
+    page_timeout: float = 30.0
+    retries: int = 2
+    retry_backoff: float = 1.0
+    wait_until: str = "domcontentloaded"
+    settle_ms: int = 1500
+    user_agent: str = DEFAULT_USER_AGENT
+    max_page_bytes: int = 10_000_000
+    block_resources: tuple[str, ...] = ("image", "media", "font")
+    # clean
+    include_links: bool = False
+    include_images: bool = False
+    # chunk
+    chunk_tokens: int = 256
+    chunk_overlap: int = 32
+    # embed
+    embedding_model: str = "sentence-transformers/all-mpnet-base-v2"
+    embedding_backend: str = "auto"  # auto | onnx | torch
+    embedding_batch_size: int = 32
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    # progress bars: None = only when stderr is a terminal
+    progress: bool | None = None
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, config: str | os.PathLike | None = None, env: Mapping[str, str] | None = None,
+             **overrides: Any) -> "Settings":
+        """Build settings from defaults, a TOML file, ``RAG_NEWS_*`` variables and ``overrides``.
+
+        ``overrides`` whose value is ``None`` are ignored, so CLI flags left unset fall through.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        path = config or env.get(ENV_PREFIX + "CONFIG")
+        if path:
+            values.update(_read_toml(Path(path)))
+        names = {f.name for f in fields(cls)}
+        for name in names:
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = raw
+        for key, value in overrides.items():
+            if key not in names:
+                raise ConfigError(f"unknown setting {key!r}")
+            if value is not None:
+                values[key] = value
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "Settings":
+        kwargs = {}
+        by_name = {f.name: f for f in fields(cls)}
+        for key, value in values.items():
+            if key not in by_name:
+                raise ConfigError(f"unknown setting {key!r} (known: {', '.join(sorted(by_name))})")
+            kwargs[key] = _coerce(key, by_name[key].type, value)
+        settings = cls(**kwargs)
+        settings.validate()
+        return settings
+
+    def replace(self, **changes: Any) -> "Settings":
+        new = dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        new.validate()
+        return new
+
+    def validate(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+        if self.page_timeout <= 0:
+            raise ConfigError("page_timeout must be positive (seconds)")
+        if self.retries < 0:
+            raise ConfigError("retries must be 0 or more")
+        if self.wait_until not in {"load", "domcontentloaded", "networkidle", "commit"}:
+            raise ConfigError("wait_until must be one of load, domcontentloaded, networkidle, commit")
+        if not 16 <= self.chunk_tokens <= 8192:
+            raise ConfigError("chunk_tokens must be between 16 and 8192")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens:
+            raise ConfigError("chunk_overlap must be >= 0 and smaller than chunk_tokens")
+        if self.embedding_backend not in {"auto", "onnx", "torch"}:
+            raise ConfigError("embedding_backend must be auto, onnx or torch")
+        if self.embedding_batch_size < 1:
+            raise ConfigError("embedding_batch_size must be at least 1")
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = str(v) if isinstance(v, Path) else (list(v) if isinstance(v, tuple) else v)
+        return out
+
+    def show_progress(self) -> bool:
+        if self.progress is not None:
+            return self.progress
+        return sys.stderr.isatty()
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    # tables (e.g. [[sources]]) belong to other stages; settings are the top-level scalars/arrays
+    return {k: v for k, v in data.items() if not isinstance(v, dict) and not _is_table_array(v)}
+
+
+def _is_table_array(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(name: str, typ: Any, value: Any) -> Any:
+    t = str(typ)
+    try:
+        if "bool" in t:
+            if value is None or (isinstance(value, str) and value.lower() in {"", "auto", "none"}):
+                return None if "None" in t else False
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in _TRUE:
+                return True
+            if str(value).lower() in _FALSE:
+                return False
+            raise ValueError(value)
+        if t.startswith("Path"):
+            return Path(value).expanduser()
+        if t == "int":
+            return int(value)
+        if t == "float":
+            return float(value)
+        if t.startswith("tuple"):
+            if isinstance(value, str):
+                return tuple(x.strip() for x in value.split(",") if x.strip())
+            return tuple(value)
+        if "None" in t and isinstance(value, str) and value.lower() in {"", "none"}:
+            return None
+        return value if value is None else str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name!r}: cannot read {value!r} as {t}") from None
