@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from typing import Any
+from urllib.parse import urljoin
 
 import html2text
 import lxml.html
@@ -56,6 +57,21 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(norm.encode("utf-8")).hexdigest()
 
 
+_CANONICAL = re.compile(r"<link\b[^>]*>", re.I)
+
+
+def _canonical_url(html: str, url: str | None) -> str | None:
+    """``<link rel="canonical">`` (or ``og:url``) resolved against the page URL."""
+    head = html[:200_000]
+    for tag in _CANONICAL.findall(head):
+        if re.search(r"\brel\s*=\s*[\"']?canonical\b", tag, re.I):
+            m = re.search(r"\bhref\s*=\s*[\"']([^\"']+)", tag, re.I)
+            if m:
+                return urljoin(url or "", m.group(1).strip())
+    m = re.search(r"<meta[^>]+property\s*=\s*[\"']og:url[\"'][^>]*content\s*=\s*[\"']([^\"']+)", head, re.I)
+    return urljoin(url or "", m.group(1).strip()) if m else None
+
+
 def _page_language(html: str) -> str | None:
     m = re.search(r"<html[^>]*\blang\s*=\s*[\"']?([A-Za-z]{2,3}(?:[-_][A-Za-z0-9]+)?)", html[:5000], re.I)
     return m.group(1).lower() if m else None
@@ -82,8 +98,9 @@ def extract(html: str, url: str | None = None, settings: Settings | None = None)
     if meta is not None:
         info.update(
             title=meta.title, author=meta.author, published=meta.date, site_name=meta.sitename,
-            canonical_url=meta.url, description=meta.description,
+            description=meta.description,
         )
+    info["canonical_url"] = _canonical_url(html, url) or (meta.url if meta is not None else None)
     if not info["title"]:
         m = re.search(r"<title[^>]*>(.*?)</title>", html, re.I | re.S)
         info["title"] = " ".join(m.group(1).split()) if m else None

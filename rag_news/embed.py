@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -123,7 +124,8 @@ class _OnnxEncoder:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".export-") as tmp:
             tmp_path = Path(tmp) / "model.onnx"
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer chatter about shapes; the export is checked below
                 torch.onnx.export(
                     wrapped, (probe["input_ids"], probe["attention_mask"]), str(tmp_path),
                     input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],

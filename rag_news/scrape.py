@@ -59,6 +59,16 @@ _PERMANENT_NET_ERRORS = {
 }
 
 
+_DOM_QUIET_JS = """([quietMs, maxMs]) => new Promise((resolve) => {
+  let timer = null;
+  const done = () => { observer.disconnect(); clearTimeout(timer); clearTimeout(cap); resolve(true); };
+  const observer = new MutationObserver(() => { clearTimeout(timer); timer = setTimeout(done, quietMs); });
+  observer.observe(document, {subtree: true, childList: true, characterData: true});
+  timer = setTimeout(done, quietMs);
+  const cap = setTimeout(done, maxMs);
+})"""
+
+
 @dataclass
 class ScrapeError:
     """Why one URL produced no page."""
@@ -163,7 +173,8 @@ class ChromiumScraper:
         self._pw = await async_playwright().start()
         try:
             self._browser = await self._pw.chromium.launch(
-                executable_path=executable, headless=True, args=CHROMIUM_FLAGS
+                executable_path=executable, headless=True,
+                args=CHROMIUM_FLAGS + list(self.settings.browser_args),
             )
         except PlaywrightError as e:
             await self._pw.stop()
@@ -191,101 +202,151 @@ class ChromiumScraper:
         for closer in (self._context, self._browser):
             if closer is not None:
                 try:
-                    await closer.close()
-                except Exception:  # browser already gone
+                    await asyncio.wait_for(closer.close(), 10)
+                except Exception:  # already gone, or wedged: stopping Playwright ends the process
                     pass
         if self._pw is not None:
             await self._pw.stop()
         self._pw = self._browser = self._context = None
 
-    async def fetch(self, url: str) -> Document | ScrapeError:
-        """Fetch one URL with retries. Never raises for a page-level failure."""
+    async def fetch(self, url: str, page=None) -> Document | ScrapeError:
+        """Fetch one URL with retries, in ``page`` (a tab to reuse) or a new tab. Never raises for a
+        page-level failure. Each retry uses a fresh tab: a tab left on Chromium's error page can wedge
+        (its ``close()`` never returns), so it is closed with a time limit and replaced."""
         bad = check_url(url)
         if bad:
             return ScrapeError(url=url, reason=bad, attempts=0)
         s = self.settings
+        own: list = []  # tabs opened here, closed here
+        if page is None:
+            page = await self._context.new_page()
+            own.append(page)
         attempts = 0
-        while True:
-            attempts += 1
-            try:
-                return await self._fetch_once(url)
-            except _Permanent as e:
-                return ScrapeError(url=url, reason=e.reason, status=e.status, attempts=attempts)
-            except _Retryable as e:
-                if attempts > s.retries:
+        try:
+            while True:
+                attempts += 1
+                try:
+                    return await self._fetch_once(url, page)
+                except _Permanent as e:
                     return ScrapeError(url=url, reason=e.reason, status=e.status, attempts=attempts)
-                delay = s.retry_backoff * (2 ** (attempts - 1)) * (1 + 0.25 * random.random())
-                await asyncio.sleep(delay)
+                except _Retryable as e:
+                    if attempts > s.retries:
+                        return ScrapeError(url=url, reason=e.reason, status=e.status, attempts=attempts)
+                    delay = s.retry_backoff * (2 ** (attempts - 1)) * (1 + 0.25 * random.random())
+                    await asyncio.sleep(delay)
+                    page = await self._context.new_page()
+                    own.append(page)
+        finally:
+            for p in own:
+                await _close_quietly(p)
 
-    async def _fetch_once(self, url: str) -> Document:
+    async def _fetch_once(self, url: str, page) -> Document:
         from playwright.async_api import Error as PlaywrightError
         from playwright.async_api import TimeoutError as PlaywrightTimeout
 
         s = self.settings
-        page = await self._context.new_page()
+        # one tab serves many URLs: each navigation replaces the previous document; a URL that differs
+        # from the tab's current one only by #fragment would be a same-document jump, so reset first
+        if page.url.split("#")[0] == url.split("#")[0]:
+            await page.goto("about:blank")
         try:
-            try:
-                response = await page.goto(url, wait_until=s.wait_until, timeout=s.page_timeout * 1000)
-            except PlaywrightTimeout:
-                raise _Retryable(f"timed out after {s.page_timeout:g}s") from None
-            except PlaywrightError as e:
-                raise _classify_navigation_error(str(e)) from None
-            if response is None:
-                raise _Permanent("no response (navigation to the same document?)")
-            status = response.status
-            if status == 429 or status >= 500:
-                raise _Retryable(f"HTTP {status} {response.status_text}".strip(), status)
-            if status >= 400:
-                raise _Permanent(f"HTTP {status} {response.status_text}".strip(), status)
-            headers = await response.all_headers()
-            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-            if ctype and ctype not in _HTML_TYPES:
-                raise _Permanent(f"not an HTML page (content-type {ctype})", status)
-            length = headers.get("content-length")
-            if length and length.isdigit() and int(length) > s.max_page_bytes:
-                raise _Permanent(f"page too large ({int(length):,} bytes > {s.max_page_bytes:,})", status)
-            if s.settle_ms > 0:
-                # let scripts insert late text: wait for the network to go quiet, but not for long
-                try:
-                    await page.wait_for_load_state("networkidle", timeout=s.settle_ms)
-                except PlaywrightTimeout:
-                    pass
-            html = await page.content()
-            size = len(html.encode("utf-8", "replace"))
-            if size > s.max_page_bytes:
-                raise _Permanent(f"page too large ({size:,} bytes > {s.max_page_bytes:,})", status)
-            return Document(
-                page_content=html,
-                metadata={
-                    "source": url,
-                    "final_url": page.url,
-                    "status": status,
-                    "content_type": ctype or "text/html",
-                    "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                },
-            )
-        finally:
-            try:
-                await page.close()
-            except Exception:
-                pass
+            response = await page.goto(url, wait_until=s.wait_until, timeout=s.page_timeout * 1000)
+        except PlaywrightTimeout:
+            raise _Retryable(f"timed out after {s.page_timeout:g}s") from None
+        except PlaywrightError as e:
+            raise _classify_navigation_error(str(e)) from None
+        if response is None:
+            raise _Permanent("no response (navigation to the same document?)")
+        status = response.status
+        if status == 429 or status >= 500:
+            raise _Retryable(f"HTTP {status} {response.status_text}".strip(), status)
+        if status >= 400:
+            raise _Permanent(f"HTTP {status} {response.status_text}".strip(), status)
+        headers = await response.all_headers()
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype and ctype not in _HTML_TYPES:
+            raise _Permanent(f"not an HTML page (content-type {ctype})", status)
+        length = headers.get("content-length")
+        if length and length.isdigit() and int(length) > s.max_page_bytes:
+            raise _Permanent(f"page too large ({int(length):,} bytes > {s.max_page_bytes:,})", status)
+        if s.settle_ms > 0:
+            await self._settle(page, s.settle_ms)
+        html = await page.content()
+        size = len(html.encode("utf-8", "replace"))
+        if size > s.max_page_bytes:
+            raise _Permanent(f"page too large ({size:,} bytes > {s.max_page_bytes:,})", status)
+        return Document(
+            page_content=html,
+            metadata={
+                "source": url,
+                "final_url": page.url,
+                "status": status,
+                "content_type": ctype or "text/html",
+                "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
+
+    async def _settle(self, page, budget_ms: int) -> None:
+        """Let scripts insert late text: wait for the load event, then until the DOM has been quiet for
+        300 ms, all within ``budget_ms`` (pages whose ads or timers never stop are cut off there)."""
+        from playwright.async_api import Error as PlaywrightError
+        from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+        t0 = time.perf_counter()
+        try:
+            await page.wait_for_load_state("load", timeout=budget_ms)
+        except PlaywrightTimeout:
+            return
+        left = budget_ms - (time.perf_counter() - t0) * 1000
+        if left <= 0:
+            return
+        try:
+            await page.evaluate(_DOM_QUIET_JS, [min(300, left), left])
+        except PlaywrightError:  # page navigated away or closed its context: take what is there
+            pass
 
     async def scrape(self, urls: Sequence[str], progress: bool | None = None) -> ScrapeResult:
         t0 = time.perf_counter()
         urls = list(dict.fromkeys(u.strip() if isinstance(u, str) else u for u in urls))
-        sem = asyncio.Semaphore(self.settings.concurrency)
         show = self.settings.show_progress() if progress is None else progress
         results: list[Document | ScrapeError | None] = [None] * len(urls)
+        queue: asyncio.Queue = asyncio.Queue()
+        for i, u in enumerate(urls):
+            if check_url(u) is not None:  # refused without opening a tab
+                results[i] = ScrapeError(url=u, reason=check_url(u) or "", attempts=0)
+            else:
+                queue.put_nowait((i, u))
         with progress_bar("Scraping", total=len(urls), enabled=show) as advance:
-            async def one(i: int, u: str) -> None:
-                async with sem:
-                    results[i] = await self.fetch(u)
-                advance(1)
+            advance(sum(r is not None for r in results))
 
-            await asyncio.gather(*(one(i, u) for i, u in enumerate(urls)))
+            async def worker() -> None:  # one tab per worker, reused: at most `concurrency` pages open
+                page = None
+                try:
+                    while not queue.empty():
+                        i, u = queue.get_nowait()
+                        if page is None or page.is_closed():
+                            page = await self._context.new_page()
+                        results[i] = await self.fetch(u, page)
+                        if isinstance(results[i], ScrapeError):  # a crashed/wedged tab must not poison the next URL
+                            await _close_quietly(page)
+                            page = None
+                        advance(1)
+                finally:
+                    if page is not None:
+                        await _close_quietly(page)
+
+            n = min(self.settings.concurrency, queue.qsize())
+            await asyncio.gather(*(worker() for _ in range(n)))
         pages = [r for r in results if isinstance(r, Document)]
         errors = [r for r in results if isinstance(r, ScrapeError)]
         return ScrapeResult(pages=pages, errors=errors, seconds=time.perf_counter() - t0)
+
+
+async def _close_quietly(page, timeout: float = 5.0) -> None:
+    try:
+        await asyncio.wait_for(page.close(), timeout)
+    except Exception:  # already closed, crashed, or wedged on an error page
+        pass
 
 
 def _classify_navigation_error(message: str) -> Exception:

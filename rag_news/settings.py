@@ -41,6 +41,7 @@ class Settings:
     cache_dir: Path = field(default_factory=_default_cache_dir)
     # scrape
     browser_path: str | None = None
+    browser_args: tuple[str, ...] = ()  # extra Chromium flags, e.g. "--proxy-server=http://proxy:3128"
     concurrency: int = 4
     page_timeout: float = 30.0
     retries: int = 2

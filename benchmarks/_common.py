@@ -1,0 +1,68 @@
+"""Helpers shared by the benchmark scripts: the ../shared benchmark pages, served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import http.server
+import json
+import os
+import platform
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("RAG_NEWS_SHARED", ROOT.parent / "shared"))
+EXTRACTION = SHARED / "benchmarks" / "article-extraction"
+NEWS_QA = SHARED / "benchmarks" / "news-qa"
+
+
+def load_pages() -> dict[str, str]:
+    """``{page_id: html}`` for the article-extraction pages (sorted by id)."""
+    if not EXTRACTION.is_dir():
+        raise SystemExit(f"benchmark pages not found at {EXTRACTION} (set RAG_NEWS_SHARED)")
+    out = {}
+    for f in sorted((EXTRACTION / "pages").glob("*.html.gz")):
+        out[f.name[: -len(".html.gz")]] = gzip.decompress(f.read_bytes()).decode("utf-8", "replace")
+    return out
+
+
+def ground_truth() -> dict:
+    return json.loads((EXTRACTION / "ground-truth.json").read_text(encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def serve_pages(pages: dict[str, str]):
+    """Serve ``pages`` as ``http://127.0.0.1:PORT/<id>.html``; yields the base URL."""
+    blobs = {f"/{k}.html": v.encode("utf-8") for k, v in pages.items()}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            body = blobs.get(self.path.split("?")[0])
+            code = 200 if body is not None else 404
+            body = body if body is not None else b"not found"
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

