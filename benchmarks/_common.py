@@ -8,8 +8,9 @@ import http.server
 import json
 import os
 import platform
-import threading
 from pathlib import Path
+
+from rag_news.sample_site import serve_handler
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("RAG_NEWS_SHARED", ROOT.parent / "shared"))
@@ -53,15 +54,8 @@ def serve_pages(pages: dict[str, str]):
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_handler(Handler) as base:
+        yield base
 
 
 def machine() -> str:

@@ -53,7 +53,7 @@ def baseline_loader(urls, executable, extra_args):
     return LocalChromiumLoader(urls)
 
 
-def compare(name: str, urls: list[str], extra_args: list[str]) -> float:
+def compare(name: str, urls: list[str], extra_args: list[str], marker: str | None = None) -> float:
     settings = Settings(progress=False, browser_args=tuple(extra_args))
     executable = find_browser(settings)
     t = time.perf_counter()
@@ -70,6 +70,10 @@ def compare(name: str, urls: list[str], extra_args: list[str]) -> float:
     ours_by_url = {p.metadata["source"]: p.page_content for p in ours.pages}
     same = sum(1 for d in docs if len(ours_by_url.get(d.metadata["source"], "")) >= 0.5 * len(d.page_content))
     print(f"[{name}] pages whose HTML we got at least half as long as the baseline's: {same}/{len(urls)}")
+    if marker:  # text that a script inserts after the load event
+        print(f"[{name}] pages holding the JavaScript-inserted paragraph: rag-news "
+              f"{sum(marker in p.page_content for p in ours.pages)}/{len(urls)}, AsyncChromiumLoader "
+              f"{sum(marker in d.page_content for d in docs)}/{len(urls)}")
     print(f"[{name}] speedup {base_s / ours_s:.1f}x", flush=True)
     return base_s / ours_s
 
@@ -89,7 +93,7 @@ def main() -> None:
         headline = compare("isolated", urls, ISOLATE)
     with serve() as base:
         sample = [f"{u}?copy={i}" for i in range(4) for u in site_urls(base)]
-        compare("sample-site", sample, [])
+        compare("sample-site", sample, [], marker='class="late"')
     print(f"speedup: {headline:.1f}")
 
 

@@ -28,12 +28,12 @@ def chunk_id(article_key: str, index: int, text: str) -> str:
 
 def _token_len(tokenizer):
     def n(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False))
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
     return n
 
 
 def _truncate(tokenizer, text: str, max_tokens: int) -> str:
-    ids = tokenizer.encode(text, add_special_tokens=False)
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
     if len(ids) <= max_tokens:
         return text
     return tokenizer.decode(ids[:max_tokens]).strip() + "…"

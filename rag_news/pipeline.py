@@ -104,6 +104,7 @@ def index_urls(urls: Iterable[str], settings: Settings | None = None, index_dir:
                 failed.append(ScrapeError(url=page.metadata["source"], reason="no article text found on the page",
                                           status=page.metadata.get("status"), attempts=1))
                 continue
+            report.pages_ok += 1
             key = normalize_url(page.metadata.get("final_url") or page.metadata["source"])
             article.metadata["key"] = key
             row = {"url": page.metadata["source"], "key": key, "title": article.metadata.get("title")}
@@ -136,7 +137,6 @@ def index_urls(urls: Iterable[str], settings: Settings | None = None, index_dir:
                 "last_seen": now,
             }
             fresh.append((article, record, "changed" if old is not None else "new", row))
-        report.pages_ok = len(result.pages) - sum(1 for e in failed if e.reason == "no article text found on the page")
         report.pages_failed = [{"url": e.url, "reason": e.reason, "status": e.status} for e in failed]
 
         if report.pages_ok == 0:

@@ -19,22 +19,28 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve(directory: str | Path = SITE_DIR, port: int = 0) -> Iterator[str]:
-    """Serve ``directory`` on ``http://127.0.0.1:PORT`` (a free port by default); yields the base URL."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"no site folder at {directory}")
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+def serve_handler(handler_cls, port: int = 0) -> Iterator[str]:
+    """Run an HTTP server with ``handler_cls`` on 127.0.0.1 in a thread; yields its base URL (no slash)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler_cls)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="sample-site", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name="rag-news-http", daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def serve(directory: str | Path = SITE_DIR, port: int = 0) -> Iterator[str]:
+    """Serve ``directory`` on ``http://127.0.0.1:PORT/`` (a free port by default); yields the base URL."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no site folder at {directory}")
+    with serve_handler(functools.partial(_QuietHandler, directory=str(directory)), port) as base:
+        yield base + "/"
 
 
 def site_urls(base_url: str, directory: str | Path = SITE_DIR) -> list[str]:

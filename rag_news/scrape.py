@@ -213,6 +213,8 @@ class ChromiumScraper:
         """Fetch one URL with retries, in ``page`` (a tab to reuse) or a new tab. Never raises for a
         page-level failure. Each retry uses a fresh tab: a tab left on Chromium's error page can wedge
         (its ``close()`` never returns), so it is closed with a time limit and replaced."""
+        from playwright.async_api import Error as PlaywrightError
+
         bad = check_url(url)
         if bad:
             return ScrapeError(url=url, reason=bad, attempts=0)
@@ -226,7 +228,11 @@ class ChromiumScraper:
             while True:
                 attempts += 1
                 try:
-                    return await self._fetch_once(url, page)
+                    try:
+                        return await self._fetch_once(url, page)
+                    except PlaywrightError as e:  # anything else the browser throws is this URL's problem
+                        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                        raise _Retryable(f"browser error: {first[:200]}") from None
                 except _Permanent as e:
                     return ScrapeError(url=url, reason=e.reason, status=e.status, attempts=attempts)
                 except _Retryable as e:
@@ -271,7 +277,7 @@ class ChromiumScraper:
             raise _Permanent(f"page too large ({int(length):,} bytes > {s.max_page_bytes:,})", status)
         if s.settle_ms > 0:
             await self._settle(page, s.settle_ms)
-        html = await page.content()
+        html = await self._content(page)
         size = len(html.encode("utf-8", "replace"))
         if size > s.max_page_bytes:
             raise _Permanent(f"page too large ({size:,} bytes > {s.max_page_bytes:,})", status)
@@ -285,6 +291,22 @@ class ChromiumScraper:
                 "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
         )
+
+    async def _content(self, page) -> str:
+        """``page.content()``, waiting out a navigation the page starts by itself (JS/meta redirect)."""
+        from playwright.async_api import Error as PlaywrightError
+
+        for _ in range(3):
+            try:
+                return await page.content()
+            except PlaywrightError as e:
+                if "navigating" not in str(e):
+                    raise
+                try:
+                    await page.wait_for_load_state("domcontentloaded", timeout=self.settings.page_timeout * 1000)
+                except PlaywrightError:
+                    pass
+        raise _Retryable("the page kept navigating (client-side redirects)")
 
     async def _settle(self, page, budget_ms: int) -> None:
         """Let scripts insert late text: wait for the load event, then until the DOM has been quiet for

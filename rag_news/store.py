@@ -24,7 +24,6 @@ import os
 import re
 import secrets
 import shutil
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -250,7 +249,10 @@ class NewsIndex:
         return cls(embeddings, vs, articles, meta, path=snap)
 
     def save(self, index_dir: Path, keep: int = 2) -> Path:
-        """Write a new snapshot and make it live atomically. Returns the snapshot folder."""
+        """Write a new snapshot and make it live atomically. Returns the snapshot folder.
+
+        Call it while holding :func:`writer_lock` (``index_urls`` does): it also clears what crashed
+        writers left behind."""
         import faiss
 
         index_dir = Path(index_dir)
@@ -369,5 +371,4 @@ def _prune(snaps: Path, keep: int, live: str) -> None:
         if old.name != live:
             shutil.rmtree(old, ignore_errors=True)
     for stale in snaps.glob(".tmp-*"):
-        if stale.name != f".tmp-{live}" and time.time() - stale.stat().st_mtime > 0:
-            shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(stale, ignore_errors=True)

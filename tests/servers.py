@@ -5,25 +5,13 @@ from __future__ import annotations
 import http.server
 import threading
 import time
-from contextlib import contextmanager
+
+from rag_news.sample_site import serve_handler  # noqa: F401  (re-exported for the tests)
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):  # keep pytest output clean
         pass
-
-
-@contextmanager
-def serve_handler(handler_cls):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 ARTICLE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
@@ -86,6 +74,25 @@ class BadSiteHandler(_Quiet):
             return self._send(200, b"\x89PNG\r\n\x1a\n" + b"\0" * 64, ctype="image/png")
         if path.startswith("/loop"):
             return self._send(302, b"", headers={"Location": "/loop2" if path == "/loop" else "/loop"})
+        if path == "/empty":  # loads fine, holds no article
+            return self._send(200, b"<html><head><title>Home</title></head><body><nav>Home</nav></body></html>")
         if path == "/huge":
             return self._send(200, b"<html><body>" + b"x" * 2_000_000 + b"</body></html>")
         return self._send(404, b"no such test page")
+
+
+class RedirectingHandler(_Quiet):
+    """A page that replaces itself by script right after load (as consent walls and A/B tests do)."""
+
+    def do_GET(self):
+        if self.path.startswith("/bounce"):
+            body = ("<html><head><title>Bouncing</title></head><body><p>Wait...</p><script>"
+                    "window.addEventListener('load', () => setTimeout(() => location.replace('/landed'), 50));"
+                    "</script></body></html>").encode()
+        else:
+            body = article_html("The article after the redirect", word="lighthouse").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)

@@ -36,7 +36,8 @@ def test_index_the_sample_site_then_search(indexed):
 
 def test_second_run_embeds_nothing_and_failed_urls_are_listed(indexed, bad_site, small_embedder):
     first, settings = indexed
-    urls = [r["url"] for r in first.pages] + [bad_site + "/missing", bad_site + "/doc.pdf", "file:///etc/hosts"]
+    urls = [r["url"] for r in first.pages] + [bad_site + "/missing", bad_site + "/doc.pdf", "file:///etc/hosts",
+                                         bad_site + "/empty"]
     second = index_urls(urls, settings, embedder=small_embedder)
     assert second.chunks_embedded == 0 and second.articles_unchanged == 10
     assert second.chunks_total == first.chunks_total
@@ -44,6 +45,8 @@ def test_second_run_embeds_nothing_and_failed_urls_are_listed(indexed, bad_site,
     assert "HTTP 404" in reasons[bad_site + "/missing"]
     assert "not an HTML page" in reasons[bad_site + "/doc.pdf"]
     assert "unsupported URL scheme" in reasons["file:///etc/hosts"]
+    assert reasons[bad_site + "/empty"] == "no article text found on the page"
+    assert second.pages_ok == 10
     index = open_index(settings.index_dir, settings)
     assert not any(bad_site in c.metadata["url"] for c in index.chunks())
 

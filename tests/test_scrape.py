@@ -153,3 +153,13 @@ def test_browser_path_is_configurable_and_missing_browser_is_a_clear_error(setti
     assert find_browser(settings) is not None  # Debian's chromium on PATH
     with pytest.raises(BrowserNotFound, match="not an executable"):
         scrape(["http://127.0.0.1:9/"], settings.replace(browser_path="/nonexistent/chromium"))
+
+
+def test_page_that_navigates_itself_after_load(settings):
+    from servers import RedirectingHandler
+
+    with serve_handler(RedirectingHandler) as base:
+        result = scrape([base + "/bounce"], settings.replace(settle_ms=1000))
+    assert not result.errors, result.errors
+    page = result.pages[0]
+    assert page.metadata["final_url"].endswith("/landed") and "lighthouse" in page.page_content
