@@ -258,7 +258,7 @@ class NewsIndex:
         index_dir = Path(index_dir)
         snaps = index_dir / "snapshots"
         snaps.mkdir(parents=True, exist_ok=True)
-        name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
+        name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f") + "-" + secrets.token_hex(4)
         tmp = snaps / f".tmp-{name}"
         tmp.mkdir()
         try:
@@ -365,10 +365,9 @@ def _fsync_dir(path: Path) -> None:
 def _prune(snaps: Path, keep: int, live: str) -> None:
     """Drop old snapshots (keeping ``keep`` newest, so a reader mid-load still finds its files) and
     leftovers of crashed writers (we hold the writer lock, so no ``.tmp-*`` is in progress)."""
-    names = sorted((p for p in snaps.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                   key=lambda p: p.name, reverse=True)
-    for old in names[keep:]:
-        if old.name != live:
-            shutil.rmtree(old, ignore_errors=True)
+    others = sorted((p for p in snaps.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != live),
+                    key=lambda p: p.name, reverse=True)  # names start with a UTC timestamp (microseconds)
+    for old in others[max(keep - 1, 0):]:
+        shutil.rmtree(old, ignore_errors=True)
     for stale in snaps.glob(".tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
