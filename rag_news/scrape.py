@@ -275,9 +275,17 @@ class ChromiumScraper:
         length = headers.get("content-length")
         if length and length.isdigit() and int(length) > s.max_page_bytes:
             raise _Permanent(f"page too large ({int(length):,} bytes > {s.max_page_bytes:,})", status)
+        early = None
         if s.settle_ms > 0:
+            early = await self._content_now(page)  # the document as served, before its scripts run on
             await self._settle(page, s.settle_ms)
         html = await self._content(page)
+        client_redirect = None
+        if page.url.startswith("chrome-error://") or _is_browser_error_page(html):
+            # a script sent the tab to an address that failed: never take Chromium's error page as content
+            if early is None:
+                raise _Permanent("the page redirected itself to an unreachable address")
+            html, client_redirect = early, "failed"
         size = len(html.encode("utf-8", "replace"))
         if size > s.max_page_bytes:
             raise _Permanent(f"page too large ({size:,} bytes > {s.max_page_bytes:,})", status)
@@ -285,7 +293,9 @@ class ChromiumScraper:
             page_content=html,
             metadata={
                 "source": url,
-                "final_url": page.url,
+                "final_url": response.url,  # after HTTP redirects: the article's identity
+                "page_url": page.url,  # after the page's own scripts (history API, JS redirects)
+                "client_redirect": client_redirect,
                 "status": status,
                 "content_type": ctype or "text/html",
                 "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -307,6 +317,17 @@ class ChromiumScraper:
                 except PlaywrightError:
                     pass
         raise _Retryable("the page kept navigating (client-side redirects)")
+
+    @staticmethod
+    async def _content_now(page) -> str | None:
+        """The DOM right now, or ``None`` if the page is already navigating away."""
+        from playwright.async_api import Error as PlaywrightError
+
+        try:
+            html = await page.content()
+        except PlaywrightError:
+            return None
+        return None if _is_browser_error_page(html) else html
 
     async def _settle(self, page, budget_ms: int) -> None:
         """Let scripts insert late text: wait for the load event, then until the DOM has been quiet for
@@ -362,6 +383,11 @@ class ChromiumScraper:
         pages = [r for r in results if isinstance(r, Document)]
         errors = [r for r in results if isinstance(r, ScrapeError)]
         return ScrapeResult(pages=pages, errors=errors, seconds=time.perf_counter() - t0)
+
+
+def _is_browser_error_page(html: str) -> bool:
+    """Chromium's own "This site can't be reached" page (what a tab shows after a failed navigation)."""
+    return 'id="main-frame-error"' in html or re.search(r'<body[^>]*class="[^"]*\bneterror\b', html) is not None
 
 
 async def _close_quietly(page, timeout: float = 5.0) -> None:

@@ -86,8 +86,12 @@ class RedirectingHandler(_Quiet):
 
     def do_GET(self):
         if self.path.startswith("/bounce"):
+            # /bounce goes to /landed; /bounce-dead to a port where nothing listens
+            target = {"/bounce-dead": "http://127.0.0.1:9/gone",  # nothing listens there
+                      "/bounce-https": "https://" + self.headers["Host"] + "/secure"}.get(self.path, "/landed")
             body = ("<html><head><title>Bouncing</title></head><body><p>Wait...</p><script>"
-                    "window.addEventListener('load', () => setTimeout(() => location.replace('/landed'), 50));"
+                    f"window.addEventListener('load', () => setTimeout(() => location.replace('{target}'), "
+                    f"{50 if target == '/landed' else 300}));"
                     "</script></body></html>").encode()
         else:
             body = article_html("The article after the redirect", word="lighthouse").encode()

@@ -162,4 +162,20 @@ def test_page_that_navigates_itself_after_load(settings):
         result = scrape([base + "/bounce"], settings.replace(settle_ms=1000))
     assert not result.errors, result.errors
     page = result.pages[0]
-    assert page.metadata["final_url"].endswith("/landed") and "lighthouse" in page.page_content
+    assert page.metadata["page_url"].endswith("/landed") and "lighthouse" in page.page_content
+    assert page.metadata["final_url"].endswith("/bounce")  # identity: the URL asked for, after HTTP redirects
+
+
+def test_failed_script_redirect_never_yields_the_browser_error_page(settings):
+    from servers import RedirectingHandler
+
+    with serve_handler(RedirectingHandler) as base:
+        # to a closed port, and an upgrade to https on a plain-http server (Chromium's SSL error page)
+        result = scrape([base + "/bounce-dead", base + "/bounce-https"], settings.replace(settle_ms=1500))
+    for page in result.pages:  # the document as served, flagged; never Chromium's error page
+        assert page.metadata["client_redirect"] == "failed", page.metadata
+        assert "Wait..." in page.page_content and "main-frame-error" not in page.page_content
+    for error in result.errors:  # or, when no earlier snapshot exists, a clear error
+        assert error.reason == "the page redirected itself to an unreachable address"
+    assert len(result.pages) + len(result.errors) == 2
+    assert len(result.pages) >= 1  # with the redirect 300 ms after load, the snapshot is normally there

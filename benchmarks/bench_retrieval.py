@@ -1,0 +1,72 @@
+"""Retrieval quality on news-qa: the 91 benchmark pages served on 127.0.0.1, indexed by the real pipeline
+(Chromium -> clean -> chunk -> all-mpnet-base-v2 -> FAISS), then the 36 answerable questions.
+
+hit@k: the question's page is among the first k distinct source articles (its served URL holds the page id),
+as in news-qa's score.py. Variants, same index, one run: dense only vs dense + BM25 (reciprocal-rank fusion),
+with at most 1 or 2 passages per article.
+
+    python benchmarks/bench_retrieval.py [--index-dir /tmp/news-qa-index]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+from _common import NEWS_QA, load_pages, machine, serve_pages
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from rag_news import Settings, index_urls, open_index  # noqa: E402
+from rag_news.retrieve import NewsRetriever  # noqa: E402
+
+ISOLATE = ("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",)  # see bench_scrape.py
+
+
+def sources(docs) -> list[str]:
+    out = []
+    for d in docs:
+        if d.metadata["url"] not in out:
+            out.append(d.metadata["url"])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--index-dir", default="/tmp/rag-news-news-qa-index")
+    args = ap.parse_args()
+    settings = Settings.load(index_dir=args.index_dir, progress=False, browser_args=ISOLATE)
+    questions = [json.loads(x) for x in (NEWS_QA / "questions.jsonl").read_text().splitlines() if x.strip()]
+    answerable = [q for q in questions if q["page_id"]]
+    pages = load_pages()
+    t = time.perf_counter()
+    with serve_pages(pages) as base:
+        report = index_urls([f"{base}/{k}.html" for k in pages], settings)
+    print(f"machine: {machine()}; indexed {report.pages_ok}/{len(pages)} pages, {report.chunks_total} chunks "
+          f"({report.chunks_embedded} embedded) in {time.perf_counter() - t:.0f}s; failed: {report.pages_failed}")
+    index = open_index(settings.index_dir, settings)
+    variants = {
+        "dense only, no per-article cap": dict(use_bm25=False, max_per_article=99),
+        "dense only, <= 1 passage/article": dict(use_bm25=False, max_per_article=1),
+        "dense + BM25 (RRF), <= 2 passages/article (default)": dict(use_bm25=True, max_per_article=2),
+        "dense + BM25 (RRF), <= 1 passage/article": dict(use_bm25=True, max_per_article=1),
+    }
+    results = {}
+    for name, kw in variants.items():
+        r = NewsRetriever(index=index, k=8, **kw)
+        h1 = h4 = 0
+        t = time.perf_counter()
+        for q in answerable:
+            urls = sources(r.invoke(q["question"]))
+            h1 += any(q["page_id"] in u for u in urls[:1])
+            h4 += any(q["page_id"] in u for u in urls[:4])
+        ms = (time.perf_counter() - t) / len(answerable) * 1000
+        results[name] = (h1 / len(answerable), h4 / len(answerable))
+        print(f"{name:55s} hit@1 {h1 / len(answerable):.3f}  hit@4 {h4 / len(answerable):.3f}  ({ms:.0f} ms/question)")
+    print(f"hit@1: {results['dense + BM25 (RRF), <= 2 passages/article (default)'][0]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
