@@ -131,7 +131,7 @@ def index_urls(urls: Iterable[str], settings: Settings | None = None, index_dir:
                 report.pages.append({**row, "status": f"duplicate of {twin}", "chunks": 0})
                 continue
             record = {
-                **{k: v for k, v in article.metadata.items()},
+                **article.metadata,
                 "text": article.page_content,
                 "first_seen": (old or {}).get("first_seen", now),
                 "last_seen": now,
