@@ -127,6 +127,11 @@ def check_url(url: str) -> str | None:
     return None
 
 
+def _refused(url: str) -> ScrapeError | None:
+    reason = check_url(url)
+    return ScrapeError(url=url, reason=reason, attempts=0) if reason else None
+
+
 def find_browser(settings: Settings) -> str | None:
     """The Chromium executable to launch, or ``None`` to use Playwright's own browser.
 
@@ -215,9 +220,9 @@ class ChromiumScraper:
         (its ``close()`` never returns), so it is closed with a time limit and replaced."""
         from playwright.async_api import Error as PlaywrightError
 
-        bad = check_url(url)
-        if bad:
-            return ScrapeError(url=url, reason=bad, attempts=0)
+        refused = _refused(url)
+        if refused:
+            return refused
         s = self.settings
         own: list = []  # tabs opened here, closed here
         if page is None:
@@ -229,7 +234,9 @@ class ChromiumScraper:
                 attempts += 1
                 try:
                     try:
-                        return await self._fetch_once(url, page)
+                        doc = await self._fetch_once(url, page)
+                        doc.metadata["attempts"] = attempts
+                        return doc
                     except PlaywrightError as e:  # anything else the browser throws is this URL's problem
                         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
                         raise _Retryable(f"browser error: {first[:200]}") from None
@@ -355,9 +362,8 @@ class ChromiumScraper:
         results: list[Document | ScrapeError | None] = [None] * len(urls)
         queue: asyncio.Queue = asyncio.Queue()
         for i, u in enumerate(urls):
-            if check_url(u) is not None:  # refused without opening a tab
-                results[i] = ScrapeError(url=u, reason=check_url(u) or "", attempts=0)
-            else:
+            results[i] = _refused(u)  # refused without opening a tab
+            if results[i] is None:
                 queue.put_nowait((i, u))
         with progress_bar("Scraping", total=len(urls), enabled=show) as advance:
             advance(sum(r is not None for r in results))
@@ -369,8 +375,10 @@ class ChromiumScraper:
                         i, u = queue.get_nowait()
                         if page is None or page.is_closed():
                             page = await self._context.new_page()
-                        results[i] = await self.fetch(u, page)
-                        if isinstance(results[i], ScrapeError):  # a crashed/wedged tab must not poison the next URL
+                        results[i] = r = await self.fetch(u, page)
+                        # after a failure or a retry this tab may sit on Chromium's error page (and can wedge):
+                        # the next URL gets a fresh one
+                        if isinstance(r, ScrapeError) or r.metadata["attempts"] > 1:
                             await _close_quietly(page)
                             page = None
                         advance(1)
@@ -419,10 +427,9 @@ async def ascrape(urls: Iterable[str], settings: Settings | None = None,
     """Scrape ``urls`` with one browser. Await it from async code (a Jupyter cell can ``await`` it)."""
     urls = list(urls)
     settings = settings or Settings()
-    valid = [u for u in urls if check_url(u) is None]
-    if not valid:  # nothing to open a browser for
-        errors = [ScrapeError(url=u, reason=check_url(u) or "", attempts=0) for u in dict.fromkeys(urls)]
-        return ScrapeResult(pages=[], errors=errors)
+    refused = [_refused(u) for u in dict.fromkeys(urls)]
+    if all(refused):  # nothing to open a browser for
+        return ScrapeResult(pages=[], errors=refused)
     async with ChromiumScraper(settings) as scraper:
         return await scraper.scrape(urls, progress=progress)
 

@@ -52,6 +52,8 @@ def test_bad_url_battery_gives_structured_errors_never_content(bad_site, setting
     result = scrape(list(urls.values()), s)
     got = {p.metadata["source"] for p in result.pages}
     assert got == {urls["ok"], urls["flaky"]}
+    attempts = {p.metadata["source"]: p.metadata["attempts"] for p in result.pages}
+    assert attempts == {urls["ok"]: 1, urls["flaky"]: 2}  # the flaky page succeeded on its retry
     errors = {e.url: e for e in result.errors}
     assert set(errors) == set(urls.values()) - got
 
@@ -179,3 +181,17 @@ def test_failed_script_redirect_never_yields_the_browser_error_page(settings):
         assert error.reason == "the page redirected itself to an unreachable address"
     assert len(result.pages) + len(result.errors) == 2
     assert len(result.pages) >= 1  # with the redirect 300 ms after load, the snapshot is normally there
+
+
+def test_tab_is_replaced_after_a_success_on_retry(bad_site, settings):
+    async def go():
+        async with ChromiumScraper(settings.replace(concurrency=1, settle_ms=0)) as scraper:
+            opened = []
+            scraper._context.on("page", lambda p: opened.append(p))
+            # /flaky?tab-test answers 500 once, then 200: attempt 1 in the worker's tab, attempt 2 in a new tab
+            result = await scraper.scrape([bad_site + "/flaky?tab-test", bad_site + "/ok?after"])
+            return result, len(opened)
+
+    result, tabs = asyncio.run(go())
+    assert [p.metadata["attempts"] for p in result.pages] == [2, 1]
+    assert tabs == 3  # worker tab, retry tab, and a fresh tab for the next URL (not the one left on the 500)
