@@ -6,7 +6,8 @@ Entry point: :class:`NewsRetriever`, a LangChain ``BaseRetriever`` over a :class
    rank ``fetch_k`` candidates; BM25 catches exact names and numbers that embeddings blur;
 2. reciprocal-rank fusion merges the two rankings (``1 / (rrf_k + rank)`` summed);
 3. at most ``max_per_article`` passages per article, so one long article does not fill every slot;
-4. optionally only articles published on or after ``since`` (ISO date).
+4. optionally only articles published on or after ``since`` (ISO date);
+5. optionally a cross-encoder reranks the first ``rerank_candidates`` and the best ``k`` are kept.
 
 Returned ``Document``s carry ``metadata["score"]`` (fused) and ``metadata["dense_score"]`` (cosine).
 """
@@ -59,6 +60,8 @@ class NewsRetriever(BaseRetriever):
     rrf_k: int = 60
     max_per_article: int = 2
     since: str | None = None
+    reranker: Any = None  # a sentence-transformers CrossEncoder (or anything with .predict(pairs))
+    rerank_candidates: int = 20
 
     _bm25: Any = PrivateAttr(default=None)
     _docs: list = PrivateAttr(default_factory=list)
@@ -111,6 +114,7 @@ class NewsRetriever(BaseRetriever):
                     rank += 1
         out: list[Document] = []
         per_article: dict[str, int] = {}
+        want = max(k, self.rerank_candidates) if self.reranker is not None else k
         for cid in sorted(ranked, key=lambda c: -ranked[c]):
             d = docs[cid]
             key = d.metadata.get("key") or d.metadata.get("url")
@@ -119,8 +123,13 @@ class NewsRetriever(BaseRetriever):
             per_article[key] = per_article.get(key, 0) + 1
             out.append(Document(page_content=d.page_content, id=cid,
                                 metadata={**d.metadata, "score": ranked[cid], "dense_score": dense.get(cid)}))
-            if len(out) >= k:
+            if len(out) >= want:
                 break
+        if self.reranker is not None and out:
+            scores = self.reranker.predict([(query, d.page_content) for d in out])
+            for d, s in zip(out, scores):
+                d.metadata["rerank_score"] = float(s)
+            out = sorted(out, key=lambda d: -d.metadata["rerank_score"])[:k]
         return out
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:

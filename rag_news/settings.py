@@ -23,6 +23,8 @@ else:  # pragma: no cover
 from .errors import ConfigError
 
 ENV_PREFIX = "RAG_NEWS_"
+BACKENDS = ("hf", "llamacpp", "openai", "mistral")
+QUANTIZATIONS = ("auto", "nf4", "fp4", "int8", "none")
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/124.0 Safari/537.36 rag-news/0.1"
@@ -62,6 +64,28 @@ class Settings:
     embedding_backend: str = "auto"  # auto | onnx | torch
     embedding_batch_size: int = 32
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    # retrieve
+    k: int = 5  # passages shown to the model
+    reranker: str | None = None  # cross-encoder id or folder; None = no rerank
+    since: str | None = None  # only articles published on/after this ISO date
+    # answer
+    backend: str = "hf"  # hf | llamacpp | openai | mistral
+    llm_model: str = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+    llm_fallback: bool = True  # no CUDA and the default model not on disk -> packaged small model
+    quantization: str = "auto"  # auto (nf4 on CUDA, none on CPU) | nf4 | fp4 | int8 | none
+    double_quant: bool = True
+    device_map: str = "auto"
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    repetition_penalty: float = 1.05
+    context_tokens: int | None = None  # passage budget; None = all of each passage (auto for small models)
+    min_relevance: float | None = None  # abstain below this question-passage cosine; None = auto (0.5 for
+    # the small model, off otherwise); 0 = off
+    verify: bool | None = None  # withhold answers whose figures are in no passage; None = auto (small model)
+    n_ctx: int = 4096  # llama.cpp context window
+    llm_base_url: str | None = None  # openai / mistral endpoint
+    llm_api_key: str | None = None  # else OPENAI_API_KEY / MISTRAL_API_KEY
+    request_timeout: float = 120.0
     # progress bars: None = only when stderr is a terminal
     progress: bool | None = None
 
@@ -124,6 +148,20 @@ class Settings:
             raise ConfigError("embedding_backend must be auto, onnx or torch")
         if self.embedding_batch_size < 1:
             raise ConfigError("embedding_batch_size must be at least 1")
+        if not 1 <= self.k <= 50:
+            raise ConfigError("k must be between 1 and 50")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}")
+        if self.quantization not in QUANTIZATIONS:
+            raise ConfigError(f"quantization must be one of {', '.join(QUANTIZATIONS)}")
+        if not 1 <= self.max_new_tokens <= 32768:
+            raise ConfigError("max_new_tokens must be between 1 and 32768")
+        if not 0.0 <= self.temperature <= 5.0:
+            raise ConfigError("temperature must be between 0 and 5")
+        if self.repetition_penalty <= 0:
+            raise ConfigError("repetition_penalty must be positive")
+        if self.context_tokens is not None and self.context_tokens < 32:
+            raise ConfigError("context_tokens must be at least 32")
 
     def as_dict(self) -> dict[str, Any]:
         out = {}
@@ -170,6 +208,9 @@ def _coerce(name: str, typ: Any, value: Any) -> Any:
             if str(value).lower() in _FALSE:
                 return False
             raise ValueError(value)
+        if "None" in t and (value is None or (isinstance(value, str) and value.lower() in {"", "none"})):
+            return None
+        t = t.replace(" | None", "")
         if t.startswith("Path"):
             return Path(value).expanduser()
         if t == "int":
