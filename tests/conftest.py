@@ -60,3 +60,57 @@ def settings(tmp_path, cache_dir) -> Settings:
 def small_embedder(tmp_path_factory, cache_dir) -> Embedder:
     s = make_settings(tmp_path_factory.mktemp("emb"), cache_dir)
     return Embedder(s).warm_up()
+
+
+MPNET = "sentence-transformers/all-mpnet-base-v2"
+
+
+@pytest.fixture(scope="session")
+def news_index(tmp_path_factory, cache_dir, site_article_urls) -> Settings:
+    """The sample site indexed by the real pipeline with the default model (all-mpnet-base-v2, packaged);
+    returns settings pointing at that index (answering tests read it, never write it)."""
+    from rag_news import index_urls
+
+    s = make_settings(tmp_path_factory.mktemp("news"), cache_dir, embedding_model=MPNET)
+    report = index_urls(site_article_urls, s)
+    assert report.pages_ok == len(site_article_urls)
+    return s
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """llama.cpp's OpenAI-compatible server (llama-cpp-python[server]) on 127.0.0.1 with the packaged
+    SmolLM2 GGUF, stopped after the session. Yields its base URL (…/v1)."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    from rag_news.llm import packaged_smollm2
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(tmp_path_factory.mktemp("llama") / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_smollm2()),
+                             "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
+                             "--n_ctx", "4096"], stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(base + "/models", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"llama.cpp server did not start: {open(log.name).read()[-2000:]}")
+                time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
