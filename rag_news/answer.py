@@ -338,8 +338,8 @@ class NewsQA:
                             else self.settings.device)
 
     def context_budget(self) -> int | None:
-        if self.settings.context_tokens:
-            return self.settings.context_tokens
+        if self.settings.context_tokens is not None:
+            return self.settings.context_tokens or None
         info = self.info
         if info is not None and info.small_model:
             from .llm import SMALL_MODEL_CONTEXT_TOKENS

@@ -50,7 +50,7 @@ def add_answer_flags(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--max-new-tokens", type=int)
     g.add_argument("--temperature", type=float, help="0 = greedy (default)")
     g.add_argument("--context-tokens", type=int, help="keep only the passage sentences closest to the "
-                   "question, up to this many tokens (default: all; 384 for the packaged small model)")
+                   "question, up to this many tokens (default: whole passages, 384 for the packaged small model; 0 = whole)")
     g.add_argument("--reranker", help="cross-encoder id or folder to rerank passages")
     g.add_argument("--base-url", dest="llm_base_url", help="openai/mistral backends: server URL, e.g. "
                    "http://127.0.0.1:8000/v1")

@@ -78,7 +78,8 @@ class Settings:
     max_new_tokens: int = 256
     temperature: float = 0.0
     repetition_penalty: float = 1.05
-    context_tokens: int | None = None  # passage budget; None = all of each passage (auto for small models)
+    context_tokens: int | None = None  # passage budget in tokens; None = auto (384 for the small model,
+    # whole passages otherwise); 0 = whole passages
     min_relevance: float | None = None  # abstain below this question-passage cosine; None = auto (0.5 for
     # the small model, off otherwise); 0 = off
     verify: bool | None = None  # withhold answers whose figures are in no passage; None = auto (small model)
@@ -160,8 +161,8 @@ class Settings:
             raise ConfigError("temperature must be between 0 and 5")
         if self.repetition_penalty <= 0:
             raise ConfigError("repetition_penalty must be positive")
-        if self.context_tokens is not None and self.context_tokens < 32:
-            raise ConfigError("context_tokens must be at least 32")
+        if self.context_tokens is not None and 0 < self.context_tokens < 32:
+            raise ConfigError("context_tokens must be 0 (whole passages) or at least 32")
 
     def as_dict(self) -> dict[str, Any]:
         out = {}

@@ -51,3 +51,24 @@ def test_since_filter(site_index):
     assert parse_since("2026-11-01T10:00") == "2026-11-01"
     with pytest.raises(ConfigError, match="--since"):
         parse_since("last tuesday")
+
+
+def test_a_cross_encoder_reranks_the_fused_candidates(site_index, tmp_path):
+    """A tiny random cross-encoder built here (no reranker can be downloaded): the order it gives wins."""
+    from sentence_transformers import CrossEncoder
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from tests_support import char_tokenizer
+
+    BertForSequenceClassification(BertConfig(vocab_size=256, hidden_size=32, num_hidden_layers=1,
+                                             num_attention_heads=2, intermediate_size=64, num_labels=1,
+                                             max_position_embeddings=512, pad_token_id=2)).save_pretrained(tmp_path)
+    char_tokenizer(None).save_pretrained(tmp_path)
+    reranker = CrossEncoder(str(tmp_path), device="cpu", max_length=256)
+    q = "How many nurses were recruited for the children's wing?"
+    plain = NewsRetriever(index=site_index, k=20).invoke(q)
+    reranked = NewsRetriever(index=site_index, k=3, reranker=reranker, rerank_candidates=20).invoke(q)
+    scores = reranker.predict([(q, d.page_content) for d in plain])
+    expected = [plain[i].metadata["chunk_id"] for i in sorted(range(len(plain)), key=lambda i: -scores[i])[:3]]
+    assert [d.metadata["chunk_id"] for d in reranked] == expected
+    assert all("rerank_score" in d.metadata for d in reranked)
