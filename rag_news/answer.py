@@ -437,7 +437,7 @@ class NewsQA:
         return (steps | llm | StrOutputParser()).invoke({"question": question}).strip()
 
     def _answer(self, question: str, text: str, docs, t_retrieve: float, t_generate: float) -> Answer:
-        text = text.strip()
+        text = re.sub(r"^(?:answer|a)\s*:\s*", "", text.strip(), flags=re.IGNORECASE)  # a label some models add
         sources = _sources(docs)
         info = self.info
         answer = Answer(question=question, answer=text, sources=sources, abstained=is_abstention(text),

@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         answer = qa.ask(question, on_token=lambda t: (sys.stdout.write(t), sys.stdout.flush()))
         print()
+        if answer.raw_answer is not None:  # the streamed text was withheld after the check
+            print(f"({answer.note})\n{answer.answer}")
+    if answer.note and answer.raw_answer is None:
+        print(f"({answer.note})", file=sys.stderr)
+    if answer.citations_added:
+        print("(the model cited no passage; * marks the one its answer was matched to)", file=sys.stderr)
     print()
     if not answer.sources:
         print("No passages matched the question.")
