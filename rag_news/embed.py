@@ -29,6 +29,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from .errors import MissingExtra, ModelNotFound
+from .faults import pause_point
 from .models import hub_hint, resolve_sentence_model
 from .progress import progress_bar
 from .settings import Settings
@@ -272,6 +273,7 @@ class Embedder(Embeddings):
                     vecs = np.asarray(self._hf.embed_documents(batch), dtype=np.float32)
                 out[idx] = vecs
                 advance(len(idx))
+                pause_point("embedding")  # crash tests: killed between batches
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.clip(norms, 1e-12, None)
 

@@ -306,6 +306,8 @@ class ChromiumScraper:
                 "status": status,
                 "content_type": ctype or "text/html",
                 "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "etag": headers.get("etag"),  # validators for the next pass's conditional request
+                "last_modified": headers.get("last-modified"),
             },
         )
 
@@ -443,3 +445,40 @@ def scrape(urls: Iterable[str], settings: Settings | None = None, progress: bool
         return asyncio.run(ascrape(*coro_args))
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(lambda: asyncio.run(ascrape(*coro_args))).result()
+
+
+# ------------------------------------------------------------------------------------- revalidation
+def _not_modified(url: str, etag: str | None, last_modified: str | None, settings: Settings) -> bool:
+    import urllib.error
+    import urllib.request
+
+    headers = {"User-Agent": settings.user_agent, "Accept-Encoding": "identity"}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    req = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=settings.page_timeout) as r:
+            r.read(1)
+            return False
+    except urllib.error.HTTPError as e:
+        return e.code == 304
+    except (OSError, ValueError):
+        return False  # let the browser try (and report) it
+
+
+def not_modified(pages: list[tuple[str, str | None, str | None]], settings: Settings) -> set[str]:
+    """URLs among ``(url, etag, last_modified)`` that a conditional GET says are unchanged (HTTP 304).
+
+    A plain HTTP request, no browser: pages already indexed whose server supports validators are not
+    rendered again. Anything but a 304 (no validators, an error, a 200) means "scrape it"."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    todo = [p for p in pages if (p[1] or p[2]) and check_url(p[0]) is None]
+    if not todo:
+        return set()
+    with ThreadPoolExecutor(max_workers=max(2, settings.concurrency * 2)) as pool:
+        flags = list(pool.map(lambda p: _not_modified(p[0], p[1], p[2], settings), todo))
+    return {p[0] for p, same in zip(todo, flags) if same}
+

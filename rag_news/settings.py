@@ -64,6 +64,10 @@ class Settings:
     embedding_backend: str = "auto"  # auto | onnx | torch
     embedding_batch_size: int = 32
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    # re-index
+    retention_days: float | None = 30.0  # articles not seen by a re-index for this long are removed
+    max_age_days: float | None = None  # articles published longer ago are removed (sources may override)
+    revalidate: bool = True  # conditional GET (ETag / Last-Modified) before rendering a known page again
     # retrieve
     k: int = 5  # passages shown to the model
     reranker: str | None = None  # cross-encoder id or folder; None = no rerank
@@ -149,6 +153,10 @@ class Settings:
             raise ConfigError("embedding_backend must be auto, onnx or torch")
         if self.embedding_batch_size < 1:
             raise ConfigError("embedding_batch_size must be at least 1")
+        for name in ("retention_days", "max_age_days"):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise ConfigError(f"{name} must be a positive number of days")
         if not 1 <= self.k <= 50:
             raise ConfigError("k must be between 1 and 50")
         if self.backend not in BACKENDS:

@@ -33,6 +33,7 @@ import numpy as np
 from langchain_core.documents import Document
 
 from .errors import IndexCorrupt, IndexLocked, IndexNotFound, RagNewsError
+from .faults import pause_point
 
 FORMAT = "rag-news-index"
 VERSION = 1
@@ -264,6 +265,7 @@ class NewsIndex:
         try:
             vs = self.vectorstore
             faiss.write_index(vs.index, str(tmp / "index.faiss"))
+            pause_point("writing")  # crash tests: killed with the new snapshot half written
             with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
                 for doc in self.chunks():
                     f.write(json.dumps({"id": doc.metadata["chunk_id"], "text": doc.page_content,
@@ -287,6 +289,7 @@ class NewsIndex:
             cur_tmp = index_dir / f".CURRENT.{name}"
             cur_tmp.write_text(name + "\n", encoding="utf-8")
             _fsync(cur_tmp)
+            pause_point("swapping")  # crash tests: snapshot complete, CURRENT not yet replaced
             os.replace(cur_tmp, index_dir / "CURRENT")
             _fsync_dir(index_dir)
         except BaseException:

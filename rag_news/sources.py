@@ -1,0 +1,240 @@
+"""Sources: where article URLs come from — explicit lists, RSS/Atom feeds and (news) sitemaps.
+
+Entry points: :func:`load_sources` reads the ``[[sources]]`` tables of the settings file; :func:`discover`
+turns them into :class:`Target` URLs (with the feed's or sitemap's date where there is one), applying each
+source's ``max_articles`` and ``max_age_days``. Feeds are parsed by ``feedparser``; sitemaps (``urlset``,
+``sitemapindex``, gzipped or not, Google News ``news:publication_date``) by ``lxml``.
+
+    [[sources]]
+    name = "Ledger"                      # optional; shown in reports and kept on each article
+    feed = "https://example.com/rss.xml" # or: sitemap = "...", or: urls = ["...", "..."]
+    max_articles = 50                    # newest first, when dates are known
+    max_age_days = 14                    # older articles are not fetched, and are removed from the index
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .urls import normalize_url
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+log = logging.getLogger(__name__)
+_KEYS = {"name", "urls", "feed", "sitemap", "max_articles", "max_age_days"}
+
+
+@dataclass
+class Source:
+    name: str
+    urls: list[str] = field(default_factory=list)
+    feed: str | None = None
+    sitemap: str | None = None
+    max_articles: int | None = None
+    max_age_days: float | None = None
+
+
+@dataclass
+class Target:
+    """One article URL to (re)index, and what discovery knew about it."""
+
+    url: str
+    source: str | None = None
+    published: str | None = None  # ISO date from the feed / sitemap, if any
+
+
+@dataclass
+class Discovery:
+    targets: list[Target]
+    failed: list[dict]  # {"url": feed or sitemap, "reason"}
+    per_source: dict[str, int]
+    duplicates: int = 0  # URL variants (tracking parameters, #fragments, ...) and repeats across sources
+
+
+def _source_from(i: int, raw: Any) -> Source:
+    where = f"[[sources]] #{i}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(_KEYS))})")
+    kinds = [k for k in ("urls", "feed", "sitemap") if raw.get(k)]
+    if len(kinds) != 1:
+        raise ConfigError(f"{where} needs exactly one of urls, feed, sitemap")
+    urls = raw.get("urls") or []
+    if isinstance(urls, str) or not all(isinstance(u, str) for u in urls):
+        raise ConfigError(f"{where}: urls must be a list of strings")
+    for key in ("feed", "sitemap"):
+        if raw.get(key) is not None and not str(raw[key]).startswith(("http://", "https://")):
+            raise ConfigError(f"{where}: {key} must be an http(s) URL")
+    n = raw.get("max_articles")
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise ConfigError(f"{where}: max_articles must be a positive integer")
+    age = raw.get("max_age_days")
+    if age is not None and (not isinstance(age, (int, float)) or age <= 0):
+        raise ConfigError(f"{where}: max_age_days must be a positive number")
+    name = str(raw.get("name") or raw.get("feed") or raw.get("sitemap") or f"urls-{i}")
+    return Source(name=name, urls=list(urls), feed=raw.get("feed"), sitemap=raw.get("sitemap"),
+                  max_articles=n, max_age_days=float(age) if age is not None else None)
+
+
+def load_sources(config: str | Path) -> list[Source]:
+    """The ``[[sources]]`` of a TOML settings file (validated; one-line ``ConfigError`` otherwise)."""
+    path = Path(config)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    raw = data.get("sources", [])
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: 'sources' must be an array of tables ([[sources]])")
+    sources = [_source_from(i, r) for i, r in enumerate(raw, start=1)]
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: two sources have the same name")
+    return sources
+
+
+# ------------------------------------------------------------------------------------------ fetching
+def fetch(url: str, timeout: float, user_agent: str, max_bytes: int = 20_000_000) -> bytes:
+    req = urllib.request.Request(url, headers={"User-Agent": user_agent, "Accept-Encoding": "identity"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            body = r.read(max_bytes + 1)
+    except urllib.error.HTTPError as e:
+        raise OSError(f"HTTP {e.code} {e.reason}") from None
+    except urllib.error.URLError as e:
+        raise OSError(str(e.reason)) from None
+    if len(body) > max_bytes:
+        raise OSError(f"larger than {max_bytes:,} bytes")
+    if body[:2] == b"\x1f\x8b":
+        body = gzip.decompress(body)
+    return body
+
+
+def _iso(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, tuple):  # feedparser's time.struct_time (UTC)
+        return datetime(*value[:6], tzinfo=timezone.utc).isoformat()
+    text = str(value).strip()
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.isoformat()
+
+
+def parse_feed(body: bytes, base: str) -> list[Target]:
+    import feedparser
+
+    parsed = feedparser.parse(body, response_headers={"content-location": base})
+    if parsed.bozo and not parsed.entries:
+        raise OSError(f"not a feed ({type(parsed.bozo_exception).__name__})")
+    out = []
+    for e in parsed.entries:
+        link = e.get("link")
+        if not link:
+            continue
+        date = e.get("published_parsed") or e.get("updated_parsed")
+        out.append(Target(url=urllib.parse.urljoin(base, link), published=_iso(date)))
+    return out
+
+
+def parse_sitemap(body: bytes) -> tuple[list[Target], list[str]]:
+    """``(articles, child sitemaps)`` of a sitemap or sitemap index."""
+    from lxml import etree
+
+    try:
+        root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as e:
+        raise OSError(f"not a sitemap ({e})") from None
+    tag = etree.QName(root).localname
+    children, out = [], []
+    for el in root:
+        if not isinstance(el.tag, str):
+            continue
+        fields = {etree.QName(c).localname: (c.text or "").strip() for c in el.iter() if isinstance(c.tag, str)}
+        loc = fields.get("loc")
+        if not loc:
+            continue
+        if tag == "sitemapindex":
+            children.append(loc)
+        else:
+            out.append(Target(url=loc, published=_iso(fields.get("publication_date") or fields.get("lastmod"))))
+    return out, children
+
+
+def _apply_limits(targets: list[Target], source: Source, now: datetime) -> list[Target]:
+    if source.max_age_days is not None:
+        cutoff = now - timedelta(days=source.max_age_days)
+        targets = [t for t in targets if not t.published or datetime.fromisoformat(t.published) >= cutoff]
+    if source.max_articles is not None and len(targets) > source.max_articles:
+        dated = sorted((t for t in targets if t.published), key=lambda t: t.published, reverse=True)
+        undated = [t for t in targets if not t.published]
+        targets = (dated + undated)[: source.max_articles]
+    return targets
+
+
+def discover(sources: list[Source], timeout: float = 30.0, user_agent: str = "rag-news",
+             now: datetime | None = None, base_url: str | None = None) -> Discovery:
+    """Article URLs from every source, de-duplicated across sources (first source wins)."""
+    now = now or datetime.now(timezone.utc)
+    targets: list[Target] = []
+    failed: list[dict] = []
+    per_source: dict[str, int] = {}
+    seen: set[str] = set()
+    duplicates = 0
+    for src in sources:
+        found: list[Target] = []
+        if src.urls:
+            found = [Target(url=urllib.parse.urljoin(base_url, u) if base_url else u) for u in src.urls]
+        elif src.feed:
+            try:
+                found = parse_feed(fetch(src.feed, timeout, user_agent), src.feed)
+            except OSError as e:
+                failed.append({"url": src.feed, "reason": f"feed: {e}"})
+        else:
+            queue, depth = [src.sitemap], 0
+            while queue and depth < 3:
+                nxt = []
+                for sm in queue:
+                    try:
+                        arts, kids = parse_sitemap(fetch(sm, timeout, user_agent))
+                    except OSError as e:
+                        failed.append({"url": sm, "reason": f"sitemap: {e}"})
+                        continue
+                    found.extend(arts)
+                    nxt.extend(kids)
+                queue, depth = nxt, depth + 1
+        found = _apply_limits(found, src, now)
+        kept = 0
+        for t in found:
+            key = normalize_url(t.url)
+            if key in seen:
+                duplicates += 1
+                continue
+            seen.add(key)
+            t.source = src.name
+            targets.append(t)
+            kept += 1
+        per_source[src.name] = kept
+        log.info("source %s: %d article URLs", src.name, kept)
+    return Discovery(targets=targets, failed=failed, per_source=per_source, duplicates=duplicates)
