@@ -15,7 +15,9 @@ from typing import Iterable
 from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from .clean import content_hash
 from .settings import Settings
+from .urls import normalize_url
 
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
 _TITLE_BUDGET = 48  # tokens of title kept in the prefix
@@ -47,12 +49,18 @@ def _drop_title_heading(text: str, title: str) -> str:
     return text
 
 
+def _article_key(article: Document) -> str:
+    url = article.metadata.get("final_url") or article.metadata.get("source") or article.metadata.get("url")
+    return normalize_url(url) if url else "text:" + content_hash(article.page_content)
+
+
 def chunk(articles: Iterable[Document], tokenizer, settings: Settings | None = None,
           max_seq_length: int = 384) -> list[Document]:
     """Split article ``Document``s into chunk ``Document``s (``page_content`` = title prefix + passage).
 
     ``tokenizer`` is the embedding model's tokenizer; ``max_seq_length`` its window (special tokens
-    included). Each article's metadata needs a ``key`` (the article's identity in the index).
+    included). An article's identity in the index is its metadata ``key`` (the pipeline sets it); without
+    one, its normalised URL (``final_url``, else ``source``), else a hash of its text.
     """
     settings = settings or Settings()
     n_tokens = _token_len(tokenizer)
@@ -67,13 +75,13 @@ def chunk(articles: Iterable[Document], tokenizer, settings: Settings | None = N
             chunk_size=size, chunk_overlap=min(settings.chunk_overlap, size // 4), length_function=n_tokens,
             separators=SEPARATORS, keep_separator="end", strip_whitespace=True,
         )
-        key = article.metadata["key"]
+        key = article.metadata.get("key") or _article_key(article)
         body = _drop_title_heading(article.page_content, article.metadata.get("title") or "")
         pieces = [p for p in splitter.split_text(body) if p.strip()]
         for i, piece in enumerate(pieces):
             text = prefix + piece
             meta = {k: v for k, v in article.metadata.items() if k not in ("content_hash", "words")}
             cid = chunk_id(key, i, text)
-            meta.update(chunk_id=cid, chunk_index=i, chunks_in_article=len(pieces), tokens=n_tokens(text))
+            meta.update(key=key, chunk_id=cid, chunk_index=i, chunks_in_article=len(pieces), tokens=n_tokens(text))
             out.append(Document(page_content=text, metadata=meta, id=cid))
     return out

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -48,3 +50,61 @@ def site_urls(base_url: str, directory: str | Path = SITE_DIR) -> list[str]:
     lines = (Path(directory) / "urls.txt").read_text(encoding="utf-8").splitlines()
     return [urljoin(base_url, line.strip().lstrip("/")) for line in lines
             if line.strip() and not line.lstrip().startswith("#")]
+
+
+class SampleSite:
+    """The sample site on 127.0.0.1 with an explicit ``start()`` / ``stop()`` (for notebooks), or a with-block.
+
+    ``copy=True`` serves a temporary copy of the folder, so its pages can be edited (``page_path(url)``)
+    to show a re-index picking up a change; the copy is deleted by ``stop()``.
+    """
+
+    def __init__(self, directory: str | Path = SITE_DIR, copy: bool = False):
+        self.source = Path(directory)
+        self.copy = copy
+        self.directory: Path | None = None
+        self.base_url: str | None = None
+        self._stack: contextlib.ExitStack | None = None
+
+    def start(self) -> "SampleSite":
+        if self._stack is not None:
+            return self
+        stack = contextlib.ExitStack()
+        try:
+            directory = self.source
+            if self.copy:
+                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rag-news-site-")))
+                directory = Path(shutil.copytree(self.source, tmp / "site"))
+            self.base_url = stack.enter_context(serve(directory))
+        except BaseException:
+            stack.close()
+            raise
+        self.directory, self._stack = directory, stack
+        return self
+
+    def urls(self) -> list[str]:
+        """The article URLs (from the site's ``urls.txt``)."""
+        self._require()
+        return site_urls(self.base_url, self.directory)
+
+    def page_path(self, url: str) -> Path:
+        """The file on disk that ``url`` serves."""
+        self._require()
+        if not url.startswith(self.base_url):
+            raise ValueError(f"{url} is not served by this site ({self.base_url})")
+        return self.directory / url[len(self.base_url):].split("?")[0].split("#")[0]
+
+    def stop(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+        self._stack, self.base_url, self.directory = None, None, None
+
+    def _require(self) -> None:
+        if self._stack is None:
+            raise RuntimeError("the site is not running: call start() first")
+
+    def __enter__(self) -> "SampleSite":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -107,17 +107,22 @@ class Settings:
         path = config or env.get(ENV_PREFIX + "CONFIG")
         if path:
             values.update(_read_toml(Path(path)))
+        origins = {name: f"toml ({Path(path).name})" for name in values}
         names = {f.name for f in fields(cls)}
         for name in names:
             raw = env.get(ENV_PREFIX + name.upper())
             if raw is not None and raw != "":
                 values[name] = raw
+                origins[name] = "env " + ENV_PREFIX + name.upper()
         for key, value in overrides.items():
             if key not in names:
                 raise ConfigError(f"unknown setting {key!r}")
             if value is not None:
                 values[key] = value
-        return cls.from_mapping(values)
+                origins[key] = "argument"
+        settings = cls.from_mapping(values)
+        settings._origins = origins
+        return settings
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "Settings":
@@ -132,9 +137,26 @@ class Settings:
         return settings
 
     def replace(self, **changes: Any) -> "Settings":
-        new = dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        changes = {k: v for k, v in changes.items() if v is not None}
+        new = dataclasses.replace(self, **changes)
         new.validate()
+        new._origins = {**getattr(self, "_origins", {}), **{k: "argument" for k in changes}}
         return new
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per setting: ``setting``, ``value``, ``default``, ``env`` (its variable) and ``source``
+        (where the value came from: ``default``, ``toml (FILE)``, ``env RAG_NEWS_...``, ``argument``)."""
+        origins = getattr(self, "_origins", {})
+        values, defaults = self.as_dict(), Settings().as_dict()
+        rows = []
+        for f in fields(self):
+            value, default = values[f.name], defaults[f.name]
+            source = origins.get(f.name) or ("default" if value == default else "set")
+            if f.name == "cache_dir":  # the default depends on XDG_CACHE_HOME / HOME
+                default = "$XDG_CACHE_HOME/rag-news or ~/.cache/rag-news"
+            rows.append({"setting": f.name, "value": value, "default": default,
+                         "env": ENV_PREFIX + f.name.upper(), "source": source})
+        return rows
 
     def validate(self) -> None:
         if self.concurrency < 1:

@@ -56,3 +56,12 @@ def test_very_long_title_is_cut_to_keep_room_for_text(small_embedder, settings):
                    max_seq_length=small_embedder.max_seq_length)
     for c in chunks:
         assert len(small_embedder.tokenizer.encode(c.page_content)) <= small_embedder.max_seq_length
+
+
+def test_articles_without_a_key_are_keyed_by_their_url(small_embedder, settings):
+    art = Document(page_content=_long_text(3, "\n\n"), metadata={"title": "T", "source": "http://127.0.0.1/b?utm_source=x"})
+    bare = Document(page_content=_long_text(3, "\n\n"), metadata={"title": "T"})
+    by_url, by_text = (chunk([a], small_embedder.tokenizer, settings) for a in (art, bare))
+    assert by_url[0].metadata["key"] == "http://127.0.0.1/b"  # tracking parameter dropped
+    assert by_text[0].metadata["key"].startswith("text:")
+    assert by_url[0].id != by_text[0].id

@@ -58,3 +58,17 @@ def test_unknown_key_and_bad_toml_are_reported(tmp_path):
         Settings.load(config=cfg, env={})
     with pytest.raises(ConfigError, match="not found"):
         Settings.load(config=tmp_path / "missing.toml", env={})
+
+
+def test_describe_says_where_each_value_came_from(tmp_path):
+    cfg = tmp_path / "rag.toml"
+    cfg.write_text("concurrency = 7\nretries = 4\n")
+    s = Settings.load(cfg, env={"RAG_NEWS_RETRIES": "1", "RAG_NEWS_K": "8"}, page_timeout=12)
+    rows = {r["setting"]: r for r in s.describe()}
+    assert set(rows) == set(s.as_dict())
+    assert rows["concurrency"]["source"] == "toml (rag.toml)" and rows["concurrency"]["value"] == 7
+    assert rows["retries"]["source"] == "env RAG_NEWS_RETRIES" and rows["retries"]["value"] == 1
+    assert rows["page_timeout"]["source"] == "argument" and rows["page_timeout"]["default"] == 30.0
+    assert rows["chunk_tokens"]["source"] == "default" and rows["chunk_tokens"]["env"] == "RAG_NEWS_CHUNK_TOKENS"
+    later = {r["setting"]: r for r in s.replace(chunk_tokens=128).describe()}
+    assert later["chunk_tokens"]["source"] == "argument" and later["k"]["source"] == "env RAG_NEWS_K"
