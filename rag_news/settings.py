@@ -207,13 +207,18 @@ class Settings:
         return sys.stderr.isatty()
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """The whole TOML file, or a one-line :class:`ConfigError` (missing file, bad TOML)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    data = read_toml(path)
     # tables (e.g. [[sources]]) belong to other stages; settings are the top-level scalars/arrays
     return {k: v for k, v in data.items() if not isinstance(v, dict) and not _is_table_array(v)}
 

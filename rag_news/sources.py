@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,12 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .settings import read_toml
 from .urls import normalize_url
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 log = logging.getLogger(__name__)
 _KEYS = {"name", "urls", "feed", "sitemap", "max_articles", "max_age_days"}
@@ -94,12 +89,7 @@ def _source_from(i: int, raw: Any) -> Source:
 def load_sources(config: str | Path) -> list[Source]:
     """The ``[[sources]]`` of a TOML settings file (validated; one-line ``ConfigError`` otherwise)."""
     path = Path(config)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    data = read_toml(path)
     raw = data.get("sources", [])
     if not isinstance(raw, list):
         raise ConfigError(f"{path}: 'sources' must be an array of tables ([[sources]])")

