@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .cli import add_settings_flags, run, settings_from_args
+from .embed import Embedder
 from .errors import ConfigError, IndexLocked, NothingIndexed, RagNewsError
 from .pipeline import IndexReport, update_index
 from .settings import ENV_PREFIX, Settings
@@ -102,10 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     if not sources:
         raise ConfigError(f"{config} has no [[sources]] (see data/sources.example.toml)")
     every = parse_every(args.every) if args.every else None
+    embedder = Embedder(settings)  # lazy: loaded by the first pass that embeds, then kept for the next ones
 
     def one() -> int:
         try:
-            report = run_pass(settings, sources, wait=args.wait, base_url=args.base_url)
+            report = run_pass(settings, sources, wait=args.wait, base_url=args.base_url, embedder=embedder)
         except IndexLocked:
             log.info("another re-index is running on %s; this pass is skipped", settings.index_dir)
             print("another re-index is running", file=sys.stderr)
