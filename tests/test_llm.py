@@ -10,6 +10,7 @@ import pytest
 import torch
 from langchain_huggingface import HuggingFacePipeline
 
+import rag_news.llm as llm_module
 from rag_news.errors import MissingExtra, ModelNotFound
 from rag_news.llm import (DEFAULT_CHAT_TEMPLATE, DEFAULT_LLM, GPUNotAvailable, load_hf_model, load_llm,
                           load_llm_with_info, quantized_fraction)
@@ -88,9 +89,8 @@ def test_a_tokenizer_without_chat_template_gets_the_default(tmp_path):
     assert "### User:" in llm.stop_strings
 
 
-def test_gpu_asked_for_but_absent(mixtral_dir, tmp_path):
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a GPU: the error cannot happen")
+def test_gpu_asked_for_but_absent_cuda_mocked_absent(mixtral_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(llm_module, "cuda_available", lambda: False)  # as on this CPU machine; a GPU host too
     with pytest.raises(GPUNotAvailable, match="no CUDA GPU"):
         load_llm(_settings(tmp_path, mixtral_dir).replace(device="cuda"))
 
@@ -105,9 +105,9 @@ def test_missing_models_fail_with_one_clear_line(tmp_path):
         load_llm(_settings(tmp_path, "someone/not-a-model"))
 
 
-def test_hub_unreachable_default_model_falls_back_to_the_packaged_small_model(tmp_path, cache_dir):
-    if torch.cuda.is_available():
-        pytest.skip("with CUDA the default model is used")
+def test_hub_unreachable_default_model_falls_back_to_the_packaged_small_model_cuda_mocked_absent(
+        tmp_path, cache_dir, monkeypatch):
+    monkeypatch.setattr(llm_module, "cuda_available", lambda: False)  # the fallback is for machines without CUDA
     llm, info = load_llm_with_info(Settings(cache_dir=cache_dir, progress=False, max_new_tokens=8))
     assert info.substituted_for == DEFAULT_LLM and info.small_model
     assert "SmolLM2-135M-Instruct" in info.notice()
