@@ -20,7 +20,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from langchain_core.documents import Document
 from langchain_core.output_parsers import StrOutputParser
@@ -242,6 +242,23 @@ def attribute(answer: str, question: str, docs: Sequence[Document], at_most: int
 
 
 # -------------------------------------------------------------------------------------------- chain
+_LABEL = re.compile(r"^\s*(?:answer|a)\s*:\s*", re.IGNORECASE)  # a label some models put before the answer
+
+
+def without_label(pieces: Iterable[str]) -> Iterator[str]:
+    """Streamed text passed through as it comes, minus a leading ``Answer:`` / ``A:`` label."""
+    it = iter(pieces)
+    head = ""
+    for piece in it:
+        head += piece
+        if len(head.strip()) >= 8:
+            break
+    head = _LABEL.sub("", head).lstrip()
+    if head:
+        yield head
+    yield from it
+
+
 def _is_text_llm(llm) -> bool:
     from langchain_core.language_models import BaseLLM
     return isinstance(llm, BaseLLM)
@@ -404,10 +421,10 @@ class NewsQA:
             if self._gen is None:
                 self._gen = generation_chain(llm)
             pieces = []
-            for piece in self._gen.stream({"context": format_passages(docs), "question": question}):
-                if piece:
-                    pieces.append(piece)
-                    yield piece
+            for piece in without_label(p for p in self._gen.stream({"context": format_passages(docs),
+                                                                    "question": question}) if p):
+                pieces.append(piece)
+                yield piece
             text = "".join(pieces)
         t2 = time.perf_counter()
         answer = self._answer(question, text, docs, t1 - t0, t2 - t1)
@@ -437,7 +454,7 @@ class NewsQA:
         return (steps | llm | StrOutputParser()).invoke({"question": question}).strip()
 
     def _answer(self, question: str, text: str, docs, t_retrieve: float, t_generate: float) -> Answer:
-        text = re.sub(r"^(?:answer|a)\s*:\s*", "", text.strip(), flags=re.IGNORECASE)  # a label some models add
+        text = _LABEL.sub("", text.strip())
         sources = _sources(docs)
         info = self.info
         answer = Answer(question=question, answer=text, sources=sources, abstained=is_abstention(text),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from langchain_core.documents import Document
 
-from rag_news.answer import (ABSTAIN, NewsQA, attribute, build_chain, cited_numbers, compress_passages,
+from rag_news.answer import (ABSTAIN, NewsQA, attribute, without_label, build_chain, cited_numbers, compress_passages,
                              format_passages, is_abstention, prompt_template, unsupported_figures)
 from rag_news.llm import load_llm
 from rag_news.retrieve import NewsRetriever
@@ -134,3 +134,10 @@ def test_mistral_backend_needs_a_key(news_index, monkeypatch):
     monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="MISTRAL_API_KEY"):
         load_llm(news_index.replace(backend="mistral"))
+
+
+def test_streamed_answer_loses_a_leading_label_but_not_an_article():
+    assert "".join(without_label(["A", ":", " 7,400", " students", " [1]."])) == "7,400 students [1]."
+    assert "".join(without_label([" Answer: the", " old tram depot"])) == "the old tram depot"
+    assert "".join(without_label(["A man", " was", " arrested."])) == "A man was arrested."
+    assert "".join(without_label(["A:"])) == ""
