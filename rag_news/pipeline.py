@@ -11,7 +11,6 @@ the run succeeds for at least one page, and then atomically (see :mod:`rag_news.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,7 +25,7 @@ from .errors import ConfigError, RagNewsError
 from .scrape import ScrapeError, check_url, not_modified, scrape
 from .sources import Target
 from .settings import Settings
-from .store import NewsIndex, writer_lock
+from .store import NewsIndex, open_store
 from .urls import normalize_url
 
 log = logging.getLogger(__name__)
@@ -77,15 +76,14 @@ def _check_writable(index_dir: Path) -> None:
         raise RagNewsError(f"cannot write to index folder {index_dir}: {e.strerror or e}") from None
 
 
-def open_or_create(index_dir: Path, embedder: Embedder) -> NewsIndex:
-    if NewsIndex.exists(index_dir):
-        idx = NewsIndex.load(index_dir, embedder)
-        if idx.embedding_model and idx.embedding_model != embedder.model_name:
-            raise ConfigError(
-                f"{index_dir} was built with embedding model {idx.embedding_model!r}, settings say "
-                f"{embedder.model_name!r}: use the same model or a new --index-dir")
-        return idx
-    return NewsIndex(embedder, meta={"embedding_model": embedder.model_name})
+def open_or_create(index_dir: Path, embedder: Embedder, settings: Settings | None = None) -> NewsIndex:
+    """The index in ``index_dir`` for writing (created by its first commit if there is none yet)."""
+    idx = open_store(settings or Settings(), embedder, create=True, index_dir=index_dir)
+    if idx.embedding_model and idx.embedding_model != embedder.model_name:
+        raise ConfigError(
+            f"{index_dir} was built with embedding model {idx.embedding_model!r}, settings say "
+            f"{embedder.model_name!r}: use the same model or a new --index-dir")
+    return idx
 
 
 def _iso(dt: datetime) -> str:
@@ -114,165 +112,244 @@ def index_urls(urls: Iterable[str], settings: Settings | None = None, index_dir:
     return update_index(targets, settings, index_dir=index_dir, embedder=embedder, progress=progress)
 
 
+def distinct_targets(targets: Iterable[Target]) -> tuple[dict[str, Target], int]:
+    """``({normalised URL: target}, variants)``: the same article under tracking parameters, a #fragment or
+    a trailing slash is fetched once."""
+    by_key: dict[str, Target] = {}
+    variants = 0
+    for t in targets:
+        url = (t.url or "").strip()
+        if url:
+            k = normalize_url(url) if check_url(url) is None else url
+            variants += k in by_key
+            by_key.setdefault(k, t)
+    return by_key, variants
+
+
 def update_index(targets: Iterable[Target], settings: Settings | None = None,
                  index_dir: str | Path | None = None, embedder: Embedder | None = None,
                  progress: bool | None = None, *, remove_stale: bool = False, sources: list | None = None,
                  now: datetime | None = None, wait: bool = False) -> IndexReport:
-    """One incremental pass over ``targets`` (article URLs), written atomically to ``index_dir``.
+    """One incremental pass over ``targets`` (article URLs), committed atomically to ``index_dir``.
 
-    Known articles whose server answers a conditional request with 304 are only touched; the rest are
-    rendered, cleaned and compared by content hash: new -> chunk, embed, add; unchanged -> touch
-    ``last_seen``, no embedding; changed -> old chunks replaced. With ``remove_stale``, articles not seen
-    for ``settings.retention_days``, or older than their source's ``max_age_days`` (else
-    ``settings.max_age_days``), are removed. ``now`` is the pass's clock (tests move it forward).
+    Phases: revalidate (known pages whose server answers a conditional GET with 304 are only touched) ->
+    fetch -> clean and dedupe (unchanged content hash: touch; text already indexed under another URL: an
+    alias) -> embed the new and changed articles -> expire (with ``remove_stale``: articles not seen for
+    ``settings.retention_days``, or older than their source's ``max_age_days``, else
+    ``settings.max_age_days``) -> commit. ``now`` is the pass's clock (tests move it forward).
     """
     t0 = time.perf_counter()
     settings = settings or Settings.load()
     index_dir = Path(index_dir or settings.index_dir)
-    now = now or datetime.now(timezone.utc)
-    stamp = _iso(now)
-    by_key: dict[str, Target] = {}
-    variants = 0  # the same article under tracking parameters, a #fragment, a trailing slash: fetched once
-    for t in targets:
-        if t.url and t.url.strip():
-            k = normalize_url(t.url.strip()) if check_url(t.url.strip()) is None else t.url.strip()
-            if k in by_key:
-                variants += 1
-            by_key.setdefault(k, t)
+    by_key, variants = distinct_targets(targets)
     if not by_key and not remove_stale:
         raise RagNewsError("no URLs given")
-    show = settings.show_progress() if progress is None else progress
     _check_writable(index_dir)
     embedder = embedder or Embedder(settings)
     report = IndexReport(index_dir=str(index_dir), discovered=len(by_key), duplicates=variants)
-    with writer_lock(index_dir, wait=wait):
-        idx = open_or_create(index_dir, embedder)  # validates before any scraping
-        lookup: dict[str, str] = {}  # any known URL form -> article key
-        for key, rec in idx.articles.items():
-            for u in (key, rec.get("source"), rec.get("url"), *rec.get("aliases", [])):
-                if u:
-                    lookup.setdefault(normalize_url(u), key)
-        touched = 0
-        # 1. known pages the server says are unchanged (HTTP 304): no browser, no embedding
-        candidates = []
+    idx = open_or_create(index_dir, embedder, settings)  # validates before any fetching
+    with idx.writer(wait=wait):
+        run = _Pass(idx, settings, report, now or datetime.now(timezone.utc), sources or [],
+                    settings.show_progress() if progress is None else progress)
+        to_fetch = run.revalidate(run.skip_expired(by_key))
+        fresh = run.clean_and_dedupe(*run.fetch(to_fetch))
+        run.embed(fresh, embedder)
+        if remove_stale:
+            run.expire()
+        run.commit(embedder)
+    report.seconds = round(time.perf_counter() - t0, 3)
+    return report
+
+
+class _Pass:
+    """The phases of one :func:`update_index` pass, sharing the index, the settings and the report."""
+
+    def __init__(self, idx: NewsIndex, settings: Settings, report: IndexReport, now: datetime, sources: list,
+                 progress: bool):
+        self.idx, self.settings, self.report, self.now = idx, settings, report, now
+        self.stamp = _iso(now)
+        self.max_age = {s.name: s.max_age_days for s in sources if getattr(s, "max_age_days", None)}
+        self.progress = progress
+        self.staged = 0  # records touched, replaced or removed: nothing to commit when 0
+        self.new_aliases: dict[str, list[str]] = {}  # article new in this pass -> copies of it seen in this pass
+
+    def _row(self, url: str, key: str | None, title: str | None, status: str, chunks: int) -> None:
+        self.report.pages.append({"url": url, "key": key, "title": title, "status": status, "chunks": chunks})
+
+    def _too_old(self, published: str | None, source: str | None) -> float | None:
+        """The age limit ``published`` is past (None when within it, or undated)."""
+        limit = self.max_age.get(source) or self.settings.max_age_days
+        born = _when(published)
+        return limit if limit and born and self.now - born > timedelta(days=limit) else None
+
+    def skip_expired(self, by_key: dict[str, Target]) -> dict[str, Target]:
+        """Drop targets already past their maximum age, or removed for their age before: fetching them
+        would only add what the next expiry removes again."""
+        kept = {}
         for k, t in by_key.items():
-            key = lookup.get(k)
-            rec = idx.articles.get(key) if key else None
-            if rec and settings.revalidate:
+            gone = self.idx.expired_reason(k)
+            limit = self._too_old(t.published, t.source)
+            if gone or limit:
+                self._row(t.url, k, None, f"skipped: {gone or f'older than {limit:g} days'}", 0)
+                continue
+            kept[k] = t
+        return kept
+
+    def revalidate(self, by_key: dict[str, Target]) -> list[Target]:
+        """Conditional GETs for known pages with validators; 304s are touched, the rest returned to fetch."""
+        candidates, known = [], {}
+        for k, t in by_key.items():
+            key = self.idx.key_for_url(k)
+            rec = self.idx.article(key) if key else None
+            if rec:
+                known[t.url] = rec
+            if rec and self.settings.revalidate:
                 lm = rec.get("last_modified") if _strong_date(rec) else None
                 if rec.get("etag") or lm:
                     candidates.append((t.url, rec.get("etag"), lm))
-        same = not_modified(candidates, settings) if candidates else set()
-        to_scrape = []
-        for k, t in by_key.items():
-            if t.url in same:
-                rec = idx.articles[lookup[k]]
-                rec["last_seen"] = stamp
-                if t.source:
-                    rec["source_name"] = t.source
-                report.pages_ok += 1
-                report.articles_unchanged += 1
-                report.not_modified += 1
-                touched += 1
-                report.pages.append({"url": t.url, "key": lookup[k], "title": rec.get("title"),
-                                     "status": "not modified", "chunks": len(rec["chunk_ids"])})
-            else:
-                to_scrape.append(t)
-        if to_scrape:
-            result = scrape([t.url for t in to_scrape], settings, progress=show)
-            pages, failed = result.pages, list(result.errors)
-        else:
-            pages, failed = [], []
-        target_of = {t.url: t for t in to_scrape}
-        fresh = []  # (article Document, record, status, row) to chunk and embed
-        seen_keys: set[str] = set()
+        same = not_modified(candidates, self.settings) if candidates else set()
+        to_fetch = []
+        for t in by_key.values():
+            if t.url not in same:
+                to_fetch.append(t)
+                continue
+            rec = known[t.url]
+            self.idx.touch(rec["key"], last_seen=self.stamp, **({"source_name": t.source} if t.source else {}))
+            self.staged += 1
+            self.report.pages_ok += 1
+            self.report.articles_unchanged += 1
+            self.report.not_modified += 1
+            self._row(t.url, rec["key"], rec.get("title"), "not modified", len(rec["chunk_ids"]))
+        return to_fetch
+
+    def fetch(self, targets: list[Target]) -> tuple[list, list, dict[str, Target]]:
+        if not targets:
+            return [], [], {}
+        result = scrape([t.url for t in targets], self.settings, progress=self.progress)
+        return result.pages, list(result.errors), {t.url: t for t in targets}
+
+    def clean_and_dedupe(self, pages: list, failed: list, target_of: dict[str, Target]) -> list[tuple]:
+        """Clean each page and decide what it is: unchanged, a copy of another article, too old, or new /
+        changed (returned, with its record, for embedding)."""
+        fresh, seen_keys, hashes = [], set(), {}
         for page in pages:
-            article = clean(page, settings)
+            article = clean(page, self.settings)
             if article is None:
                 failed.append(ScrapeError(url=page.metadata["source"], reason="no article text found on the page",
                                           status=page.metadata.get("status"), attempts=1))
                 continue
-            report.pages_ok += 1
+            self.report.pages_ok += 1
             target = target_of.get(page.metadata["source"]) or Target(url=page.metadata["source"])
             key = normalize_url(page.metadata.get("final_url") or page.metadata["source"])
-            article.metadata["key"] = key
-            row = {"url": page.metadata["source"], "key": key, "title": article.metadata.get("title")}
             if key in seen_keys:
-                report.duplicates += 1
-                report.pages.append({**row, "status": "duplicate-url", "chunks": 0})
+                self.report.duplicates += 1
+                self._row(target.url, key, article.metadata.get("title"), "duplicate-url", 0)
                 continue
             seen_keys.add(key)
-            validators = {"etag": page.metadata.get("etag"), "last_modified": page.metadata.get("last_modified")}
-            h = article.metadata["content_hash"]
-            old = idx.articles.get(key)
-            if old is not None and old.get("content_hash") == h:
-                old.update(last_seen=stamp, fetched_at=article.metadata.get("fetched_at"), **validators)
-                if target.source:
-                    old["source_name"] = target.source
-                touched += 1
-                report.articles_unchanged += 1
-                report.chunks += len(old["chunk_ids"])
-                report.pages.append({**row, "status": "unchanged", "chunks": len(old["chunk_ids"])})
-                continue
-            twin = idx.find_by_hash(h)
-            if twin is not None and twin != key:
-                aliases = idx.articles[twin].setdefault("aliases", [])
-                if key not in aliases:
-                    aliases.append(key)
-                idx.articles[twin]["last_seen"] = stamp
-                touched += 1
-                report.duplicates += 1
-                report.pages.append({**row, "status": f"duplicate of {twin}", "chunks": 0})
-                continue
-            record = {
-                **article.metadata,
-                "text": article.page_content,
-                "published": article.metadata.get("published") or target.published,
-                "source_name": target.source,
-                **validators,
-                "first_seen": (old or {}).get("first_seen", stamp),
-                "last_seen": stamp,
-            }
-            fresh.append((article, record, "changed" if old is not None else "new", row))
-        report.pages_failed = [{"url": e.url, "reason": e.reason, "status": e.status} for e in failed]
+            item = self._classify(article, page, target, key, hashes)
+            if item is not None:
+                fresh.append(item)
+        self.report.pages_failed = [{"url": e.url, "reason": e.reason, "status": e.status} for e in failed]
+        return fresh
 
-        removals = _stale(idx, settings, sources or [], now) if remove_stale else []
-        if report.pages_ok == 0 and not touched and not removals:
-            report.seconds = round(time.perf_counter() - t0, 3)
-            report.chunks_total, report.articles_total = idx.chunk_count, len(idx)
-            return report  # nothing to write; the index on disk is untouched
+    def _classify(self, article, page, target: Target, key: str, hashes: dict[str, str]) -> tuple | None:
+        h = article.metadata["content_hash"]
+        title = article.metadata.get("title")
+        validators = {"etag": page.metadata.get("etag"), "last_modified": page.metadata.get("last_modified")}
+        old = self.idx.article(key)
+        source = {"source_name": target.source} if target.source else {}
+        if old is not None and old.get("content_hash") == h:
+            self.idx.touch(key, last_seen=self.stamp, fetched_at=article.metadata.get("fetched_at"), **validators,
+                           **source)
+            self.staged += 1
+            self.report.articles_unchanged += 1
+            self.report.chunks += len(old["chunk_ids"])
+            self._row(target.url, key, title, "unchanged", len(old["chunk_ids"]))
+            return None
+        twin = hashes.get(h) or self.idx.find_by_hash(h)
+        if twin is not None and twin != key:
+            self._alias(twin, key, old)
+            self._row(target.url, key, title, f"duplicate of {twin}", 0)
+            return None
+        published = target.published or article.metadata.get("published")  # the feed's date is explicit
+        limit = self._too_old(published, target.source) if old is None else None
+        if limit:
+            self._row(target.url, key, title, f"skipped: older than {limit:g} days", 0)
+            return None
+        hashes[h] = key
+        article.metadata.update(key=key, published=published)
+        record = {**article.metadata, "text": article.page_content, "published": published,
+                  "source_name": target.source, **validators,
+                  "first_seen": (old or {}).get("first_seen", self.stamp), "last_seen": self.stamp}
+        return article, record, "changed" if old is not None else "new", target.url
 
-        if fresh:
-            chunks = chunk([a for a, _, _, _ in fresh], embedder.tokenizer, settings,
-                           max_seq_length=embedder.max_seq_length)
-            vectors = embedder.embed_array([c.page_content for c in chunks], progress=show)
-            report.chunks_embedded = len(chunks)
-            rows_by_key: dict[str, list[int]] = {}
-            for i, c in enumerate(chunks):
-                rows_by_key.setdefault(c.metadata["key"], []).append(i)
-            for article, record, status, row in fresh:
-                rows = rows_by_key.get(record["key"], [])
-                if status == "changed":
-                    report.chunks_removed += len(idx.articles[record["key"]].get("chunk_ids", []))
-                    report.articles_changed += 1
-                else:
-                    report.articles_new += 1
-                idx.upsert(record, [chunks[i] for i in rows], vectors[rows] if rows else vectors[:0])
-                report.chunks += len(rows)
-                report.pages.append({**row, "status": status, "chunks": len(rows)})
-        for key, reason in removals:
-            if key in idx.articles:
-                url = idx.articles[key].get("url", key)
-                report.chunks_removed += idx.remove(key)
-                report.articles_removed += 1
-                report.removed.append({"url": url, "reason": reason})
-        idx.meta.setdefault("embedding_model", embedder.model_name)
-        idx.save(index_dir)
-        report.chunks_total, report.articles_total = idx.chunk_count, len(idx)
+    def _alias(self, twin: str, key: str, old: dict | None) -> None:
+        """``key``'s text is already indexed as ``twin``: record the URL as an alias of ``twin``; a known
+        article whose text now equals ``twin``'s is removed (its old chunks would otherwise stay live)."""
+        if old is not None:
+            self.report.chunks_removed += self.idx.remove(key)
+            self.report.articles_removed += 1
+            self.report.removed.append({"url": old.get("url", key), "reason": f"now a copy of {twin}"})
+        rec = self.idx.article(twin)
+        if rec is not None:  # else: the twin is new in this very pass; its record is staged with this alias
+            aliases = list(dict.fromkeys([*(rec.get("aliases") or []), key]))
+            self.idx.touch(twin, aliases=aliases, last_seen=self.stamp)
+        else:
+            self.new_aliases.setdefault(twin, []).append(key)
+        self.staged += 1
+        self.report.duplicates += 1
+
+    def embed(self, fresh: list[tuple], embedder: Embedder) -> None:
+        """Chunk and embed new and changed articles, and stage them."""
+        if not fresh:
+            return
+        chunks = chunk([a for a, _, _, _ in fresh], embedder.tokenizer, self.settings,
+                       max_seq_length=embedder.max_seq_length)
+        vectors = embedder.embed_array([c.page_content for c in chunks], progress=self.progress)
+        self.report.chunks_embedded = len(chunks)
+        rows_by_key: dict[str, list[int]] = {}
+        for i, c in enumerate(chunks):
+            rows_by_key.setdefault(c.metadata["key"], []).append(i)
+        for article, record, status, url in fresh:
+            rows = rows_by_key.get(record["key"], [])
+            if status == "changed":
+                self.report.chunks_removed += len(self.idx.article(record["key"])["chunk_ids"])
+                self.report.articles_changed += 1
+            else:
+                self.report.articles_new += 1
+            if record["key"] in self.new_aliases:
+                record["aliases"] = [*(record.get("aliases") or []), *self.new_aliases[record["key"]]]
+            self.idx.upsert(record, [chunks[i] for i in rows], vectors[rows] if rows else vectors[:0])
+            self.staged += 1
+            self.report.chunks += len(rows)
+            self._row(url, record["key"], record.get("title"), status, len(rows))
+
+    def expire(self) -> None:
+        """Stage the removal of articles past the retention period or their maximum age."""
+        retention = self.settings.retention_days
+        for rec in self.idx.iter_articles():
+            seen = _when(rec.get("last_seen")) or _when(rec.get("first_seen"))
+            if retention is not None and seen and self.now - seen > timedelta(days=retention):
+                reason = f"not seen for more than {retention:g} days"
+            else:
+                limit = self.max_age.get(rec.get("source_name")) or self.settings.max_age_days
+                born = _when(rec.get("published")) or _when(rec.get("first_seen"))
+                if not (limit and born and self.now - born > timedelta(days=limit)):
+                    continue
+                reason = f"older than {limit:g} days"
+                self.idx.mark_expired(rec["key"], reason)
+            self.report.chunks_removed += self.idx.remove(rec["key"])
+            self.report.articles_removed += 1
+            self.report.removed.append({"url": rec.get("url", rec["key"]), "reason": reason})
+            self.staged += 1
+
+    def commit(self, embedder: Embedder) -> None:
+        if self.staged:
+            self.idx.commit()
+        self.report.chunks_total, self.report.articles_total = self.idx.chunk_count, len(self.idx)
         if embedder.backend:
-            report.embedding = {"model": embedder.model_name, "backend": embedder.backend, "device": embedder.device}
-    report.seconds = round(time.perf_counter() - t0, 3)
-    return report
+            self.report.embedding = {"model": embedder.model_name, "backend": embedder.backend,
+                                     "device": embedder.device}
 
 
 def _strong_date(rec: dict) -> bool:
@@ -288,22 +365,6 @@ def _strong_date(rec: dict) -> bool:
     return fetched is not None and (fetched - lm).total_seconds() > 1
 
 
-def _stale(idx: NewsIndex, settings: Settings, sources: list, now: datetime) -> list[tuple[str, str]]:
-    """``(key, reason)`` for articles past the retention period or their source's maximum age."""
-    max_age = {s.name: s.max_age_days for s in sources if getattr(s, "max_age_days", None)}
-    out = []
-    for key, rec in idx.articles.items():
-        seen = _when(rec.get("last_seen")) or _when(rec.get("first_seen"))
-        if settings.retention_days is not None and seen and now - seen > timedelta(days=settings.retention_days):
-            out.append((key, f"not seen for more than {settings.retention_days:g} days"))
-            continue
-        age_limit = max_age.get(rec.get("source_name")) or settings.max_age_days
-        born = _when(rec.get("published")) or _when(rec.get("first_seen"))
-        if age_limit and born and now - born > timedelta(days=age_limit):
-            out.append((key, f"older than {age_limit:g} days"))
-    return out
-
-
 def open_index(index_dir: str | Path | None = None, settings: Settings | None = None) -> NewsIndex:
     """Open an index for search, with the embedding model it was built with."""
     settings = settings or Settings.load()
@@ -311,4 +372,4 @@ def open_index(index_dir: str | Path | None = None, settings: Settings | None = 
     meta = NewsIndex.read_meta(index_dir)
     model = meta.get("embedding_model") or settings.embedding_model
     embedder = Embedder(settings.replace(embedding_model=model))
-    return NewsIndex.load(index_dir, embedder)
+    return open_store(settings, embedder, index_dir=index_dir)

@@ -67,8 +67,10 @@ def run_pass(settings: Settings, sources: list[Source], *, wait: bool = False, n
     report.duplicates += found.duplicates
     report.discovered += found.duplicates
     report.seconds = round(time.perf_counter() - t0, 3)
-    if found.targets and report.pages_ok == 0:
-        raise NothingIndexed(f"every URL failed ({len(report.pages_failed)}); the index was left as it was: "
+    if found.targets and report.pages_ok == 0 and report.pages_failed:
+        saved = (f"only the removal of {report.articles_removed} stale article(s) was saved" if report.articles_removed
+                 else "the index was left as it was")
+        raise NothingIndexed(f"every URL failed ({len(report.pages_failed)}); {saved}: "
                              + "; ".join(f"{f['url']}: {f['reason']}" for f in report.pages_failed[:3]))
     return report
 

@@ -38,8 +38,11 @@ def _default_cache_dir() -> Path:
 
 @dataclass
 class Settings:
-    # where the index lives
+    # where the index lives, and how its vectors are searched
     index_dir: Path = Path("data/index")
+    vector_index: str = "auto"  # auto: exact search, IVF for merged segments of >= ivf_min_vectors; flat: exact
+    ivf_min_vectors: int = 50_000
+    ivf_nprobe: int = 16  # IVF lists searched per query (recall vs speed, see benchmarks/RESULTS.md)
     cache_dir: Path = field(default_factory=_default_cache_dir)
     # scrape
     browser_path: str | None = None
@@ -159,6 +162,12 @@ class Settings:
         return rows
 
     def validate(self) -> None:
+        if self.vector_index not in {"auto", "flat"}:
+            raise ConfigError("vector_index must be auto or flat")
+        if self.ivf_min_vectors < 1000:
+            raise ConfigError("ivf_min_vectors must be at least 1000")
+        if not 1 <= self.ivf_nprobe <= 4096:
+            raise ConfigError("ivf_nprobe must be between 1 and 4096")
         if self.concurrency < 1:
             raise ConfigError("concurrency must be at least 1")
         if self.page_timeout <= 0:

@@ -1,12 +1,15 @@
 """index_urls end to end: real Chromium, real cleaning, real embeddings, pages served on 127.0.0.1."""
 
-import json
+import re
+import shutil
 
 import pytest
 
 from rag_news import IndexReport, index_urls, open_index
 from rag_news.errors import ConfigError, IndexLocked, RagNewsError
+from rag_news.sample_site import SITE_DIR, serve
 from rag_news.store import NewsIndex, writer_lock
+from rag_news.urls import normalize_url
 
 
 @pytest.fixture
@@ -25,13 +28,13 @@ def test_index_the_sample_site_then_search(indexed):
     hit = index.search("How many beds does the new children's wing have?", k=1)[0]
     assert hit.url.endswith("/2026/11/hospital-wing.html")
     assert hit.published == "2026-11-09" and hit.title.startswith("St Brennan's hospital")
-    # the article file lets one inspect or rebuild without re-scraping
-    snap = NewsIndex.current_snapshot(settings.index_dir)
-    recs = [json.loads(x) for x in (snap / "articles.jsonl").read_text().splitlines()]
+    # the article's text is kept: one can inspect or rebuild without re-scraping
+    recs = list(index.iter_articles())
     assert len(recs) == 10
     tidal = next(r for r in recs if r["url"].endswith("tidal-plant-opens.html"))
-    assert "612 megawatt-hours" in tidal["text"]  # inserted by JavaScript after load
-    assert "We use cookies" not in tidal["text"] and "Most read" not in tidal["text"]
+    text = index.article_text(tidal["key"])
+    assert "612 megawatt-hours" in text  # inserted by JavaScript after load
+    assert "We use cookies" not in text and "Most read" not in text
 
 
 def test_second_run_embeds_nothing_and_failed_urls_are_listed(indexed, bad_site, small_embedder):
@@ -53,27 +56,76 @@ def test_second_run_embeds_nothing_and_failed_urls_are_listed(indexed, bad_site,
 
 def test_a_run_where_everything_fails_leaves_the_index_untouched(indexed, bad_site, small_embedder):
     first, settings = indexed
-    before = NewsIndex.current_snapshot(settings.index_dir)
+    before = open_index(settings.index_dir, settings).pass_id
     report = index_urls([bad_site + "/missing", "javascript:void(0)"], settings, embedder=small_embedder)
     assert report.pages_ok == 0 and len(report.pages_failed) == 2
-    assert NewsIndex.current_snapshot(settings.index_dir) == before
+    assert open_index(settings.index_dir, settings).pass_id == before
     assert open_index(settings.index_dir, settings).chunk_count == first.chunks_total
+    fresh = settings.replace(index_dir=settings.index_dir.parent / "never-built")
+    index_urls([bad_site + "/missing"], fresh, embedder=small_embedder)
+    assert not NewsIndex.exists(fresh.index_dir)  # a first run where everything fails creates no index
 
 
-def test_url_variants_and_copied_text_are_stored_once(site, settings, small_embedder):
-    page = site + "2026/11/storm-warning.html"
-    urls = [page, page + "?utm_source=newsletter&utm_medium=email", page + "#comments"]
-    report = index_urls(urls, settings, embedder=small_embedder)
-    assert report.articles_new == 1 and report.duplicates == 2
-    assert open_index(settings.index_dir, settings).search("storm", k=50)[0].url == page
+def test_url_variants_and_copied_text_are_stored_once(tmp_path, settings, small_embedder):
+    site_copy = tmp_path / "site"
+    shutil.copytree(SITE_DIR, site_copy)
+    storm = "2026/11/storm-warning.html"
+    shutil.copy(site_copy / storm, site_copy / "2026/11/storm-warning-copy.html")  # the same text, another URL
+    shutil.copy(site_copy / storm, site_copy / "2026/11/storm-warning-syndicated.html")
+    with serve(site_copy) as base:
+        page = base + storm
+        urls = [page, page + "?utm_source=newsletter&utm_medium=email", page + "#comments",
+                base + "2026/11/storm-warning-copy.html"]
+        report = index_urls(urls, settings, embedder=small_embedder)
+        assert report.articles_new == 1 and report.duplicates == 3  # two URL variants + one copy in the pass
+        index = open_index(settings.index_dir, settings)
+        assert len(index) == 1 and {h.url for h in index.search("storm", k=50)} == {page}
+        later = index_urls([base + "2026/11/storm-warning-syndicated.html"], settings, embedder=small_embedder)
+        assert later.articles_new == 0 and later.duplicates == 1 and later.chunks_embedded == 0
+    rec = open_index(settings.index_dir, settings).article(normalize_url(page))
+    assert {normalize_url(base + "2026/11/storm-warning-copy.html"),
+            normalize_url(base + "2026/11/storm-warning-syndicated.html")} <= set(rec["aliases"])
+
+
+def test_a_changed_article_that_now_copies_another_is_removed_not_left_live(tmp_path, settings, small_embedder):
+    site_copy = tmp_path / "site"
+    shutil.copytree(SITE_DIR, site_copy)
+    ferry, bridge = "2026/11/ferry-timetable-winter.html", "2026/10/bridge-repairs.html"
+    with serve(site_copy) as base:
+        index_urls([base + ferry, base + bridge], settings, embedder=small_embedder)
+        shutil.copy(site_copy / bridge, site_copy / ferry)  # the ferry page now carries the bridge story
+        report = index_urls([base + ferry], settings, embedder=small_embedder)
+    index = open_index(settings.index_dir, settings)
+    assert report.articles_removed == 1 and report.duplicates == 1
+    assert len(index) == 1 and not any("ferry" in c.metadata["url"] for c in index.chunks())
+    assert normalize_url(base + ferry) in index.article(normalize_url(base + bridge))["aliases"]
+
+
+def test_feed_dates_reach_the_chunks(tmp_path, settings, small_embedder):
+    """The feed's date (explicit, where the page's is a guess: htmldate reads one off its links) reaches the
+    record and every chunk."""
+    from rag_news.pipeline import update_index
+    from rag_news.sources import Target
+
+    undated = tmp_path / "undated"
+    shutil.copytree(SITE_DIR, undated)
+    html = (undated / "2026/11/storm-warning.html").read_text()
+    html = re.sub(r"<meta[^>]+published[^>]*>", "", html)
+    html = re.sub(r"<time[^>]*>.*?</time>", "", html, flags=re.S)
+    html = re.sub(r'"datePublished": "[^"]*", ', "", html)
+    html = re.sub(r'<link rel="canonical"[^>]*>', "", html)
+    (undated / "storm.html").write_text(html)
+    with serve(undated) as base:
+        update_index([Target(url=base + "storm.html", source="feed", published="2026-11-20")], settings,
+                     embedder=small_embedder)
+    index = open_index(settings.index_dir, settings)
+    hits = index.search("storm warning", k=5, since="2026-11-15")
+    assert hits and all(h.published == "2026-11-20" for h in hits)
+    assert index.article(hits[0].document.metadata["key"])["published"] == "2026-11-20"
 
 
 def test_changed_article_replaces_its_chunks(tmp_path, settings, small_embedder):
-    from rag_news.sample_site import SITE_DIR, serve
-
     site_copy = tmp_path / "site"
-    import shutil
-
     shutil.copytree(SITE_DIR, site_copy)
     with serve(site_copy) as base:
         url = base + "2026/11/ferry-timetable-winter.html"

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from rag_news import open_index
+from rag_news.errors import NothingIndexed
 from rag_news.reindex import parse_every, run_pass
 from rag_news.retrieve import NewsRetriever
 from rag_news.sample_site import SITE_DIR, serve
@@ -103,6 +104,29 @@ def test_max_age_removes_old_articles(live_site, settings, small_embedder):
     assert all(r["published"][:10] >= "2026-11-20" for r in kept)
 
 
+def test_old_articles_do_not_churn_and_saved_removals_are_reported(live_site, settings, small_embedder):
+    """A global max_age_days: articles past it are not re-fetched pass after pass once removed, nor added."""
+    site, base = live_site
+    sources = [Source("ledger", feed=base + "feed.xml")]
+    run_pass(settings, sources, embedder=small_embedder)
+    later = datetime(2026, 11, 30, tzinfo=timezone.utc)
+    aged = settings.replace(max_age_days=10)
+    first = run_pass(aged, sources, embedder=small_embedder, now=later)
+    assert first.articles_removed > 0
+    kept = first.articles_total
+    for _ in range(2):  # the feed still lists them: skipped, not scraped, embedded and removed again
+        again = run_pass(aged, sources, embedder=small_embedder, now=later)
+        assert again.articles_new == again.articles_removed == again.chunks_embedded == 0
+        assert again.articles_total == kept
+        assert sum(p["status"].startswith("skipped: older than") for p in again.pages) == first.articles_removed
+    # a pass whose every URL fails but which saved removals says so, instead of "left as it was"
+    broken = [Source("gone", urls=["http://127.0.0.1:9/a.html"])]
+    with pytest.raises(NothingIndexed, match=r"removal of \d+ stale article"):
+        run_pass(settings.replace(retention_days=1), broken, embedder=small_embedder,
+                 now=later + timedelta(days=5))
+    assert open_index(settings.index_dir, settings).articles == {}
+
+
 # ------------------------------------------------------------------------------ processes, crashes
 def config_file(tmp_path: Path, settings, base: str) -> Path:
     cfg = tmp_path / "rag-news.toml"
@@ -148,14 +172,14 @@ def test_sigkill_mid_pass_leaves_the_previous_index_and_the_next_pass_completes(
     code, out, err = finish(start(cfg, "--json"))
     assert code == 0, err[-3000:]
     assert json.loads(out)["new"] == len(ARTICLES)
-    snap_before = NewsIndex.current_snapshot(settings.index_dir)
+    pass_before = NewsIndex.open(settings.index_dir, None).pass_id
     edit(site, FERRY, "cuts evening crossings", "cuts all evening and night crossings")
     proc = start(cfg, pause=point)
     wait_for_pause(proc, point)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
 
-    assert NewsIndex.current_snapshot(settings.index_dir) == snap_before
+    assert NewsIndex.open(settings.index_dir, None).pass_id == pass_before
     index = open_index(settings.index_dir, settings.replace(embedding_model=SMALL_MODEL))  # validates
     assert len(index) == len(ARTICLES)
     top = NewsRetriever(index=index, k=1).invoke("evening ferry crossings Gullholm")[0]
@@ -165,7 +189,10 @@ def test_sigkill_mid_pass_leaves_the_previous_index_and_the_next_pass_completes(
     assert code == 0, err[-3000:]
     summary = json.loads(out)
     assert summary["changed"] == 1 and summary["unchanged"] == len(ARTICLES) - 1
-    assert not [p for p in (settings.index_dir / "snapshots").iterdir() if p.name.startswith(".tmp-")]
+    index = open_index(settings.index_dir, settings.replace(embedding_model=SMALL_MODEL))
+    assert index.check() == []  # and no segment file of the killed pass is left behind:
+    live = {f"{r['name']}.flat.faiss" for r in index.segment_rows()}
+    assert {p.name for p in (settings.index_dir / "vectors").iterdir()} == live
 
 
 def test_a_second_run_exits_while_the_first_holds_the_lock_and_wait_waits(live_site, settings, tmp_path):
@@ -202,10 +229,10 @@ def test_cli_errors_and_summary_line(live_site, settings, tmp_path):
     code, out, err = finish(start(nosrc))
     assert code == 1 and "no [[sources]]" in err.strip().splitlines()[-1]
     # a crafted index is refused with one clear line, and nothing runs from it
-    snap = NewsIndex.current_snapshot(settings.index_dir)
-    (snap / "index.faiss").write_bytes(b"\x00" * 10)
+    segment = next((settings.index_dir / "vectors").iterdir())
+    segment.write_bytes(b"\x00" * 10)
     code, out, err = finish(start(cfg))
-    assert code == 1 and "unreadable" in err.strip().splitlines()[-1]
+    assert code == 1 and "truncated or replaced" in err.strip().splitlines()[-1]
     code, out, err = finish(start(cfg, "--every", "soon"))
     assert code == 1 and "--every" in err
 

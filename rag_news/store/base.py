@@ -1,0 +1,134 @@
+"""The store interface every index backend implements, and what backends share.
+
+The pipeline, the retriever, the server and the CLIs talk to an index only through :class:`Store`:
+
+* a pass of changes: :meth:`Store.upsert` (an article with its chunks and their vectors; replaces the
+  article's old chunks), :meth:`Store.touch` (update an article's record without touching its chunks),
+  :meth:`Store.remove`, then :meth:`Store.commit` (all of the pass or none of it becomes visible);
+* reading: :meth:`Store.article`, :meth:`Store.key_for_url`, :meth:`Store.find_by_hash`,
+  :meth:`Store.chunks_by_id`, :meth:`Store.dense_search` (a query vector), :meth:`Store.keyword_search`
+  (BM25 over the chunk texts), both optionally limited to articles published on or after ``since``;
+* :meth:`Store.refresh` picks up passes committed by another process.
+
+Article records are plain dicts: ``key`` (normalised URL, the identity), ``url``, ``title``,
+``published`` (ISO date or None), ``content_hash``, ``first_seen``/``last_seen``, ``source_name``,
+HTTP validators (``etag``, ``last_modified``), ``aliases`` and whatever else the cleaner found; ``text``
+(the cleaned article) is stored too but only returned by :meth:`Store.article_text`. Records returned by
+:meth:`Store.article` carry ``chunk_ids`` in article order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol, runtime_checkable
+
+import numpy as np
+from langchain_core.documents import Document
+
+from ..errors import IndexLocked
+
+BUILD_HINT = "build one with: python -m rag_news.index --urls URL_OR_FILE ... --index-dir {dir}"
+
+
+@dataclass
+class SearchHit:
+    """One retrieved chunk and its score (cosine similarity for dense search, BM25 for keyword search)."""
+
+    document: Document
+    score: float
+
+    @property
+    def text(self) -> str:
+        return self.document.page_content
+
+    @property
+    def url(self) -> str:
+        return self.document.metadata.get("url") or self.document.metadata.get("source", "")
+
+    @property
+    def title(self) -> str:
+        return self.document.metadata.get("title") or ""
+
+    @property
+    def published(self) -> str | None:
+        return self.document.metadata.get("published")
+
+    @property
+    def chunk_id(self) -> str:
+        return self.document.metadata.get("chunk_id", "")
+
+
+@dataclass
+class CommitResult:
+    """What :meth:`Store.commit` wrote."""
+
+    pass_id: int | None       # None: there was nothing to write
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    articles_written: int = 0  # records inserted, replaced, touched or removed
+    compacted: list | None = None  # segment merges run after the commit
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What the pipeline, retriever and server need from an index backend."""
+
+    embeddings: object
+
+    # ---- reading
+    def __len__(self) -> int: ...                     # articles
+    @property
+    def chunk_count(self) -> int: ...
+    @property
+    def embedding_model(self) -> str | None: ...
+    def article(self, key: str) -> dict | None: ...
+    def article_text(self, key: str) -> str | None: ...
+    def iter_articles(self) -> Iterator[dict]: ...
+    def key_for_url(self, url: str) -> str | None: ...
+    def find_by_hash(self, content_hash: str) -> str | None: ...
+    def chunks_by_id(self, chunk_ids: list[str]) -> list[Document]: ...
+    def dense_search(self, vector: np.ndarray, k: int, since: str | None = None) -> list[SearchHit]: ...
+    def keyword_search(self, query: str, k: int, since: str | None = None) -> list[SearchHit]: ...
+    def search(self, query: str, k: int = 4) -> list[SearchHit]: ...
+    def refresh(self) -> bool: ...
+
+    # ---- writing: a pass
+    def upsert(self, article: dict, chunks: list[Document], vectors: np.ndarray) -> None: ...
+    def touch(self, key: str, **fields) -> None: ...
+    def remove(self, key: str) -> int: ...
+    def commit(self) -> CommitResult: ...
+    def close(self) -> None: ...
+
+
+@contextlib.contextmanager
+def writer_lock(index_dir: Path, wait: bool = False) -> Iterator[None]:
+    """Exclusive lock for writers of ``index_dir`` (an flock on ``.lock``). Raises :class:`IndexLocked`
+    when another writer holds it (in this process too), unless ``wait``."""
+    import fcntl
+
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(index_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise IndexLocked(f"another writer is updating {index_dir} (lock held)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,438 @@
+"""The default index backend: records and keywords in SQLite, vectors in FAISS segments.
+
+Entry point: :class:`NewsIndex` (implements :class:`~rag_news.store.base.Store`). On disk::
+
+    index.db            SQLite (WAL): articles, article texts, chunks, FTS5 keyword index, the list of live
+                        vector segments, deleted vector ids, passes
+    vectors/            FAISS segment files, written once and never changed (see rag_news.store.vectors)
+    .lock               writers hold an flock on it
+
+A pass is staged in memory (:meth:`NewsIndex.upsert`, :meth:`~NewsIndex.touch`, :meth:`~NewsIndex.remove`)
+and written by :meth:`NewsIndex.commit`: first the new vectors' segment file, then one SQLite transaction
+that makes the pass visible. Killed at any point, the index keeps its last committed pass (a half-written
+segment is an orphan file the next writer deletes). Readers see the last committed pass, never half of one,
+and pick up newer passes by themselves (each read checks the pass number). Nothing is ever unpickled.
+
+Bulk imports and migrations use the same public path::
+
+    index = NewsIndex.open("data/index", embedder, create=True)
+    index.upsert({"key": url, "url": url, "title": ..., "text": ..., "content_hash": ...}, chunks, vectors)
+    index.commit()      # or index.save(): one pass, atomically
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from langchain_core.documents import Document
+
+from ..errors import ConfigError, IndexCorrupt, IndexNotFound, RagNewsError
+from ..urls import normalize_url
+from . import records, vectors as vec
+from .base import BUILD_HINT, CommitResult, SearchHit, writer_lock
+
+DB_NAME = "index.db"
+RETIRED_GRACE_S = 300  # retired segment files are deleted this long after a merge (readers may still map them)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class StoreOptions:
+    """Vector search settings (``Settings.vector_index``, ``ivf_min_vectors``, ``ivf_nprobe``)."""
+
+    vector_index: str = "auto"      # auto: IVF for merged segments of >= ivf_min_vectors; flat: always exact
+    ivf_min_vectors: int = 50_000
+    nprobe: int = 16
+    merge_factor: int = vec.MERGE_FACTOR
+
+    @classmethod
+    def from_settings(cls, settings) -> "StoreOptions":
+        return cls(vector_index=settings.vector_index, ivf_min_vectors=settings.ivf_min_vectors,
+                   nprobe=settings.ivf_nprobe)
+
+
+class NewsIndex:
+    """Articles, chunks and vectors of one index folder; see the module docstring."""
+
+    def __init__(self, embeddings, *, meta: dict | None = None, path: Path | None = None,
+                 options: StoreOptions | None = None):
+        """An index not yet on disk (``save(folder)`` creates it); use :meth:`open` for an existing one."""
+        self.embeddings = embeddings
+        self.meta: dict = dict(meta or {})
+        self.path = Path(path) if path else None  # the index folder, once the index exists on disk
+        self._dir = self.path  # where it is, or will be created by the first commit
+        self.options = options or StoreOptions()
+        self._conn = None
+        self._vectors: vec.VectorSet | None = None
+        self._seen_pass = -1
+        self._lock = threading.RLock()
+        self._upserts: dict[str, tuple[dict, list[Document], np.ndarray]] = {}
+        self._removals: set[str] = set()
+        self._touches: dict[str, dict] = {}
+        self._expired: dict[str, str] = {}
+        self._writing = False  # True inside writer(): the writer lock is already held
+        self._df: dict[str, int] = {}  # keyword document frequencies, kept while the index size holds
+        self._df_at = 0
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, index_dir: str | Path, embeddings, *, create: bool = False,
+             options: StoreOptions | None = None) -> "NewsIndex":
+        """Open the index in ``index_dir`` (migrating a snapshot-format index first); ``create`` makes an
+        empty one when there is none."""
+        from .legacy import is_legacy, migrate
+
+        index_dir = Path(index_dir)
+        if is_legacy(index_dir) and not (index_dir / DB_NAME).exists():
+            migrate(index_dir, embeddings)
+        if not (index_dir / DB_NAME).exists():
+            if not create:
+                raise IndexNotFound(f"no index in {index_dir}; {BUILD_HINT.format(dir=index_dir)}")
+            idx = cls(embeddings, meta={"embedding_model": getattr(embeddings, "model_name", None)},
+                      options=options)
+            idx._dir = index_dir  # created on disk by the first commit
+            return idx
+        idx = cls(embeddings, path=index_dir, options=options)
+        idx._connect()
+        return idx
+
+    load = open  # the name earlier versions used
+
+    @staticmethod
+    def exists(index_dir: str | Path) -> bool:
+        from .legacy import is_legacy
+
+        return (Path(index_dir) / DB_NAME).exists() or is_legacy(Path(index_dir))
+
+    @staticmethod
+    def read_meta(index_dir: str | Path) -> dict:
+        """The index's settings (embedding model, dimension...) without opening its vectors."""
+        from .legacy import is_legacy, legacy_meta
+
+        index_dir = Path(index_dir)
+        if not (index_dir / DB_NAME).exists():
+            if is_legacy(index_dir):
+                return legacy_meta(index_dir)
+            raise IndexNotFound(f"no index in {index_dir}; {BUILD_HINT.format(dir=index_dir)}")
+        conn = records.connect(index_dir / DB_NAME)
+        try:
+            return records.read_meta(conn, index_dir / DB_NAME)
+        finally:
+            conn.close()
+
+    def _create(self) -> None:
+        index_dir = self._dir
+        dim = int(self.meta.get("dim") or self.embeddings.dim)
+        model = self.meta.get("embedding_model") or getattr(self.embeddings, "model_name", None)
+        index_dir.mkdir(parents=True, exist_ok=True)
+        with self._write_locked():
+            if not (index_dir / DB_NAME).exists():
+                tmp = index_dir / f".{DB_NAME}.new"
+                tmp.unlink(missing_ok=True)
+                conn = records.connect(tmp, create=True)
+                records.create(conn, {"dim": dim, "embedding_model": model, "distance": "cosine",
+                                      "created": _now()})
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.close()
+                os.replace(tmp, index_dir / DB_NAME)
+        self.path = index_dir
+        self._connect()
+
+    def _connect(self) -> None:
+        db = self.path / DB_NAME
+        self._conn = records.connect(db)
+        try:
+            self.meta = records.read_meta(self._conn, db)
+            self._conn.execute("SELECT count(*) FROM chunk_fts WHERE chunk_fts MATCH 'x'").fetchone()
+        except IndexCorrupt:
+            self._conn.close()
+            raise
+        except Exception as e:  # noqa: BLE001 - sqlite3.DatabaseError and friends: a damaged file
+            self._conn.close()
+            raise IndexCorrupt(f"{db} is damaged or not a rag-news index ({str(e)[:120]})") from None
+        self._vectors = vec.VectorSet(self.path / "vectors", self.meta["dim"], self.options.nprobe)
+        self._seen_pass = -1
+        with self._reading():
+            pass
+
+    def close(self) -> None:
+        """Close the database (a writer also folds the write-ahead log back into index.db)."""
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except Exception:  # noqa: BLE001 - readers of a read-only copy cannot checkpoint
+                    pass
+                self._conn.close()
+                self._conn = None
+
+    # ------------------------------------------------------------------ reading
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator:
+        """One read transaction: everything read inside it comes from the same committed pass."""
+        with self._lock:
+            if self._conn is None:
+                yield None
+                return
+            conn = self._conn
+            conn.execute("BEGIN")
+            try:
+                self._sync(conn)
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+
+    def _sync(self, conn) -> None:
+        latest = records.last_pass(conn)
+        if latest != self._seen_pass:
+            self.meta = records.read_meta(conn, self.path / DB_NAME)
+            self._vectors.sync(records.segments(conn), records.dead_vids(conn))
+            self._seen_pass = latest
+
+    def refresh(self) -> bool:
+        """Pick up a pass committed by another process; True when there was one."""
+        before = self._seen_pass
+        with self._reading():
+            pass
+        return self._seen_pass != before
+
+    @property
+    def pass_id(self) -> int:
+        return max(self._seen_pass, 0)
+
+    @property
+    def embedding_model(self) -> str | None:
+        return self.meta.get("embedding_model")
+
+    @property
+    def chunk_count(self) -> int:
+        with self._reading() as conn:
+            return int(self.meta.get("chunks", 0)) if conn else 0
+
+    def __len__(self) -> int:
+        with self._reading() as conn:
+            return int(self.meta.get("articles", 0)) if conn else 0
+
+    def article(self, key: str) -> dict | None:
+        """The committed record of ``key`` (with ``chunk_ids``), or None."""
+        with self._reading() as conn:
+            return records.article(conn, key) if conn else None
+
+    def article_text(self, key: str) -> str | None:
+        with self._reading() as conn:
+            return records.article_text(conn, key) if conn else None
+
+    def iter_articles(self) -> Iterator[dict]:
+        with self._reading() as conn:
+            rows = list(records.iter_articles(conn)) if conn else []
+        return iter(rows)
+
+    @property
+    def articles(self) -> dict[str, dict]:
+        """Every committed article record by key, with ``chunk_ids`` (reads the whole table: for tools and
+        tests; the pipeline reads by key)."""
+        with self._reading() as conn:
+            if conn is None:
+                return {}
+            return {r["key"]: records.article(conn, r["key"]) for r in records.iter_articles(conn)}
+
+    def key_for_url(self, url: str) -> str | None:
+        with self._reading() as conn:
+            return records.key_for_url(conn, normalize_url(url)) if conn else None
+
+    def find_by_hash(self, content_hash: str) -> str | None:
+        with self._reading() as conn:
+            return records.find_by_hash(conn, content_hash) if conn else None
+
+    def expired_reason(self, url: str) -> str | None:
+        """Why the article at ``url`` was removed for its age (then it is not fetched again), or None."""
+        with self._reading() as conn:
+            return records.expired_reason(conn, normalize_url(url)) if conn else None
+
+    def chunks_by_id(self, chunk_ids: list[str]) -> list[Document]:
+        with self._reading() as conn:
+            found = records.chunk_documents(conn, "chunk_id", list(chunk_ids)) if conn else {}
+        return [found[c] for c in chunk_ids if c in found]
+
+    def chunks(self) -> list[Document]:
+        """Every chunk, in the order they were added (for inspection; costs the whole index)."""
+        with self._reading() as conn:
+            if conn is None:
+                return []
+            vids = [r[0] for r in conn.execute("SELECT vid FROM chunks ORDER BY vid")]
+            found = records.chunk_documents(conn, "vid", vids)
+        return [found[v] for v in vids]
+
+    def dense_search(self, vector: np.ndarray, k: int, since: str | None = None) -> list[SearchHit]:
+        """Chunks nearest to ``vector`` (cosine), optionally only those published on/after ``since``."""
+        with self._reading() as conn:
+            if conn is None or k <= 0:
+                return []
+            allowed = records.vids_since(conn, since) if since else None
+            if allowed is not None and not allowed:
+                return []
+            pairs = self._vectors.search(vector, k, allowed)
+            docs = records.chunk_documents(conn, "vid", [v for v, _ in pairs])
+        return [SearchHit(docs[v], s) for v, s in pairs if v in docs]
+
+    def keyword_search(self, query: str, k: int, since: str | None = None) -> list[SearchHit]:
+        """Chunks ranked by BM25 for the query's words (FTS5), optionally only those published on/after ``since``."""
+        with self._reading() as conn:
+            if conn is None or k <= 0:
+                return []
+            n = int(self.meta.get("chunks", 0))
+            if not 0.9 * self._df_at <= n <= 1.1 * self._df_at:
+                self._df, self._df_at = {}, n
+            pairs = records.keyword(conn, query, k, since, df_cache=self._df)
+            docs = records.chunk_documents(conn, "vid", [v for v, _ in pairs])
+        return [SearchHit(docs[v], s) for v, s in pairs if v in docs]
+
+    def search(self, query: str, k: int = 4, since: str | None = None) -> list[SearchHit]:
+        """Dense search for a text query (embedded with the index's model)."""
+        if not query.strip():
+            return []
+        vector = np.asarray(self.embeddings.embed_query(query), dtype=np.float32)
+        return self.dense_search(vector, k, since)
+
+    def stats(self) -> dict:
+        """Counts for ``python -m rag_news.store info``: articles, chunks, pass, segments, deleted vectors."""
+        with self._reading() as conn:
+            if conn is None:
+                return {"articles": 0, "chunks": 0, "pass": 0, "segments": [], "deleted_vectors": 0}
+            return {"articles": self.meta.get("articles", 0), "chunks": self.meta.get("chunks", 0),
+                    "pass": self._seen_pass, "segments": records.segments(conn),
+                    "deleted_vectors": conn.execute("SELECT count(*) FROM dead_vectors").fetchone()[0]}
+
+    def segment_rows(self) -> list[dict]:
+        """The live vector segments (name, kind, vectors, bytes...)."""
+        with self._reading() as conn:
+            return records.segments(conn) if conn else []
+
+    @property
+    def vectorstore(self):
+        """This index as a LangChain ``VectorStore`` (``.as_retriever()``, ``similarity_search``...)."""
+        from .langchain import NewsVectorStore
+
+        return NewsVectorStore(self)
+
+    def as_retriever(self, **kwargs):
+        """The hybrid retriever (dense + keyword fusion, per-article cap, ``since``) over this index."""
+        from ..retrieve import NewsRetriever
+
+        return NewsRetriever(index=self, **kwargs)
+
+    # ------------------------------------------------------------------ writing: stage a pass
+    def upsert(self, article: dict, chunks: list[Document], vectors: np.ndarray) -> None:
+        """Stage an article (a record with ``key``; its ``text`` is stored too) with its chunks and one unit
+        vector per chunk; an article already indexed under that key has its chunks replaced."""
+        key = article["key"]
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1) if len(chunks) else \
+            np.zeros((0, self.meta.get("dim") or self.embeddings.dim), np.float32)
+        ids = [c.metadata["chunk_id"] for c in chunks]
+        if len(set(ids)) != len(ids):
+            raise RagNewsError(f"duplicate chunk ids while adding {key}")
+        self._removals.discard(key)
+        self._upserts[key] = (dict(article), list(chunks), vectors)
+
+    def touch(self, key: str, **fields) -> None:
+        """Stage new values for some fields of an indexed article's record (``last_seen``, validators...)."""
+        self._touches.setdefault(key, {}).update(fields)
+
+    def remove(self, key: str) -> int:
+        """Stage the removal of an article and its chunks; returns how many chunks it had."""
+        self._upserts.pop(key, None)
+        self._touches.pop(key, None)
+        rec = self.article(key)
+        if rec is None:
+            return 0
+        self._removals.add(key)
+        return len(rec["chunk_ids"])
+
+    def mark_expired(self, key: str, reason: str) -> None:
+        """Stage a note that ``key`` was removed for its age, so later passes do not fetch it again."""
+        self._expired[key] = reason
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._upserts or self._removals or self._touches or self._expired)
+
+    def save(self, index_dir: str | Path | None = None, keep: int | None = None) -> Path:
+        """Commit the staged pass (creating the index in ``index_dir`` if it is not on disk yet)."""
+        if self.path is None and index_dir is not None:
+            self._dir = Path(index_dir)
+        self.commit()
+        return self.path
+
+    @contextlib.contextmanager
+    def writer(self, wait: bool = False) -> Iterator["NewsIndex"]:
+        """Hold the index's writer lock for a whole pass (read, decide, stage, commit); raises
+        :class:`~rag_news.errors.IndexLocked` when another writer has it, unless ``wait``."""
+        if self._dir is None:
+            raise ConfigError("this index has no folder yet: open it with NewsIndex.open(folder, ..., create=True)")
+        with self._lock, writer_lock(self._dir, wait=wait):
+            self._writing = True
+            try:
+                self.refresh()
+                yield self
+            finally:
+                self._writing = False
+
+    @contextlib.contextmanager
+    def _write_locked(self) -> Iterator[None]:
+        """The writer lock, unless this index already holds it (inside :meth:`writer` or a commit)."""
+        if self._writing:
+            yield
+            return
+        with writer_lock(self._dir):
+            self._writing = True
+            try:
+                yield
+            finally:
+                self._writing = False
+
+    def commit(self) -> CommitResult:
+        """Write the staged pass: a new vector segment, then one transaction. Then compact if due."""
+        from .writer import commit_pass
+
+        if self._dir is None:
+            raise ConfigError("save() needs an index folder for a new index")
+        with self._lock, self._write_locked():
+            if self.path is None:
+                if not self.pending:
+                    return CommitResult(pass_id=None)
+                self._create()
+            result = commit_pass(self)
+            self._upserts, self._removals, self._touches, self._expired = {}, set(), {}, {}
+            if result.pass_id is not None:
+                from .writer import compact, delete_retired
+
+                result.compacted = compact(self)
+                delete_retired(self)
+            self.refresh()
+        return result
+
+    def compact(self, force: bool = False) -> list[dict]:
+        """Merge segments now (``force``: everything into one segment, dropping every deleted vector)."""
+        from .writer import compact, delete_retired
+
+        with self._lock, self._write_locked():
+            merged = compact(self, force=force)
+            delete_retired(self)
+            self.refresh()
+        return merged
+
+    def check(self) -> list[str]:
+        """Full consistency check (SQLite integrity, every segment's sha256, vectors vs chunks); problems found."""
+        from .writer import check
+
+        return check(self)

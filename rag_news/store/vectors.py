@@ -1,0 +1,228 @@
+"""Vectors in FAISS segment files: append-only, deletions as tombstones, compacted now and then.
+
+A pass writes one new segment with just the vectors it adds (``vectors/<name>.flat.faiss``: an
+``IndexIDMap2(IndexFlatIP)`` keyed by the chunks' vector ids), so a pass writes bytes in proportion to what
+it adds. Deleted vectors stay in their segment file and are listed in the database's ``dead_vectors``;
+every search excludes them with a FAISS ID selector. Segment files never change once written: readers
+memory-map them (opening costs milliseconds, whatever the size) and never see a half-written one.
+
+Compaction merges segments tier by tier (a tier is a power of ten of live vectors; ``merge_factor``
+segments in one tier become one segment of the next), and rewrites a segment alone once a third of it is
+dead. A merged segment with at least ``ivf_min_vectors`` vectors also gets an approximate index,
+``<name>.ivf.faiss`` (IVF with 16-bit float codes, searched with ``nprobe`` lists), which
+readers search instead of the exact file; the exact file stays as the source for later merges.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import IndexCorrupt
+from .base import fsync_path
+
+VERIFY_MAX_BYTES = 32 << 20  # segment files up to this size are checked against their sha256 on open
+MERGE_FACTOR = 10
+MAX_DEAD_FRACTION = 1 / 3
+
+
+def new_name(pass_id: int) -> str:
+    return f"seg-{pass_id:08d}-{secrets.token_hex(3)}"
+
+
+def flat_path(folder: Path, name: str) -> Path:
+    return folder / f"{name}.flat.faiss"
+
+
+def ivf_path(folder: Path, name: str) -> Path:
+    return folder / f"{name}.ivf.faiss"
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_index(index, path: Path) -> tuple[int, str]:
+    """Write a FAISS index durably (temporary name, fsync, rename); returns ``(bytes, sha256)``."""
+    import faiss
+
+    tmp = path.with_name(f".tmp-{path.name}")
+    faiss.write_index(index, str(tmp))
+    fsync_path(tmp)
+    os.replace(tmp, path)
+    fsync_path(path.parent)
+    return path.stat().st_size, sha256_of(path)
+
+
+def write_segment(folder: Path, name: str, vids: np.ndarray, vectors: np.ndarray) -> dict:
+    """Write the exact segment file for ``vectors`` (unit length) under ids ``vids``; its ``segments`` row."""
+    import faiss
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+    index.add_with_ids(vectors, np.asarray(vids, dtype=np.int64))
+    size, digest = _write_index(index, flat_path(folder, name))
+    return {"name": name, "kind": "flat", "vectors": len(vids), "bytes": size, "sha256": digest}
+
+
+def build_ivf(folder: Path, name: str, vids: np.ndarray, vectors: np.ndarray, seed: int = 1234) -> int:
+    """Write ``<name>.ivf.faiss``: IVF (about 2·sqrt(n) lists, trained on a sample) with 16-bit float codes.
+    Returns its size in bytes."""
+    import faiss
+
+    n, dim = vectors.shape
+    nlist = int(min(4096, max(16, 2 * math.sqrt(n))))
+    ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_fp16,
+                                        faiss.METRIC_INNER_PRODUCT)
+    ivf.cp.niter = 10
+    rng = np.random.default_rng(seed)
+    sample = vectors[np.sort(rng.choice(n, size=min(n, 32 * nlist), replace=False))]
+    ivf.train(np.ascontiguousarray(sample))
+    for start in range(0, n, 50_000):
+        ivf.add_with_ids(np.ascontiguousarray(vectors[start:start + 50_000]), vids[start:start + 50_000])
+    size, _ = _write_index(ivf, ivf_path(folder, name))
+    return size
+
+
+@dataclass
+class Segment:
+    """An open (memory-mapped) segment: the index searched and its kind."""
+
+    name: str
+    kind: str
+    index: object
+    vectors: int
+
+
+def open_segment(folder: Path, row: dict, dim: int) -> Segment:
+    """Memory-map a segment after checking it against its database row; damage -> :class:`IndexCorrupt`."""
+    import faiss
+
+    path = flat_path(folder, row["name"])
+    if not path.is_file():
+        raise IndexCorrupt(f"vector segment {path.name} is missing from {folder}")
+    if path.stat().st_size != row["bytes"]:
+        raise IndexCorrupt(f"vector segment {path.name} has {path.stat().st_size} bytes, the index recorded "
+                           f"{row['bytes']} (truncated or replaced)")
+    if row["bytes"] <= VERIFY_MAX_BYTES and row["sha256"] and sha256_of(path) != row["sha256"]:
+        raise IndexCorrupt(f"vector segment {path.name} does not match its recorded sha256 (damaged or replaced)")
+    searched, flags = path, faiss.IO_FLAG_MMAP_IFC
+    if row["kind"] == "ivf":
+        searched, flags = ivf_path(folder, row["name"]), faiss.IO_FLAG_MMAP
+        if not searched.is_file() or searched.stat().st_size != row["ivf_bytes"]:
+            raise IndexCorrupt(f"approximate index {searched.name} is missing or not the size recorded")
+    try:
+        index = faiss.read_index(str(searched), flags)
+    except (RuntimeError, OSError) as e:
+        raise IndexCorrupt(f"vector segment {searched.name} is unreadable: {str(e).strip().splitlines()[-1][:120]}") \
+            from None
+    if index.d != dim or index.metric_type != faiss.METRIC_INNER_PRODUCT or index.ntotal != row["vectors"]:
+        raise IndexCorrupt(f"vector segment {searched.name} does not match the index (dimension, metric or count)")
+    return Segment(row["name"], row["kind"], index, row["vectors"])
+
+
+def read_segment(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """All ``(vids, vectors)`` of a segment's exact file (for merges and checks)."""
+    import faiss
+
+    index = faiss.read_index(str(flat_path(folder, name)), faiss.IO_FLAG_MMAP_IFC)
+    vids = faiss.vector_to_array(index.id_map).astype(np.int64)
+    flat = faiss.downcast_index(index.index)
+    vectors = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
+    return vids, np.array(vectors, copy=True)
+
+
+class VectorSet:
+    """The live segments of one index, searched together; deleted vectors excluded by a selector."""
+
+    def __init__(self, folder: Path, dim: int, nprobe: int = 16):
+        self.folder, self.dim, self.nprobe = folder, dim, nprobe
+        self.segments: dict[str, Segment] = {}
+        self._keep: list = []  # FAISS selectors reference these arrays and objects
+        self._not_dead = None
+
+    def sync(self, rows: list[dict], dead: list[int]) -> None:
+        """Match the database: open new segments, drop retired ones, rebuild the deleted-vector selector."""
+        import faiss
+
+        wanted = {r["name"]: r for r in rows}
+        for name in list(self.segments):
+            if name not in wanted or wanted[name]["kind"] != self.segments[name].kind:
+                del self.segments[name]
+        for name, row in wanted.items():
+            if name not in self.segments:
+                self.segments[name] = open_segment(self.folder, row, self.dim)
+        dead_arr = np.asarray(dead, dtype=np.int64)
+        batch = faiss.IDSelectorBatch(dead_arr)
+        self._keep = [dead_arr, batch]
+        self._not_dead = faiss.IDSelectorNot(batch)
+
+    @property
+    def count(self) -> int:
+        return sum(s.vectors for s in self.segments.values())
+
+    def search(self, query: np.ndarray, k: int, allowed: list[int] | None = None) -> list[tuple[int, float]]:
+        """``(vid, cosine)`` best first over every segment, skipping dead vectors (and, when ``allowed`` is
+        given, any vector not in it)."""
+        import faiss
+
+        sel, keep = self._not_dead, []
+        if allowed is not None:
+            arr = np.asarray(allowed, dtype=np.int64)
+            only = faiss.IDSelectorBatch(arr)
+            sel, keep = faiss.IDSelectorAnd(only, self._not_dead), [arr, only]
+        q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
+        found: list[tuple[int, float]] = []
+        for seg in self.segments.values():
+            if seg.kind == "ivf":
+                params = faiss.SearchParametersIVF(sel=sel, nprobe=self.nprobe)
+            else:
+                params = faiss.SearchParameters(sel=sel)
+            scores, ids = seg.index.search(q, min(k, seg.vectors), params=params)
+            found.extend((int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0)
+        del keep
+        return sorted(found, key=lambda p: -p[1])[:k]
+
+
+def tier(live: int) -> int:
+    return int(math.log10(max(live, 1)))
+
+
+def plan_merges(rows: list[dict], dead_in: dict[str, int], merge_factor: int = MERGE_FACTOR) -> list[list[str]]:
+    """Groups of segment names to merge: a segment a third dead is rewritten alone; ``merge_factor``
+    segments in one tier are merged into one."""
+    groups, tiers = [], defaultdict(list)
+    for r in rows:
+        dead = dead_in.get(r["name"], 0)
+        if r["vectors"] and dead / r["vectors"] >= MAX_DEAD_FRACTION:
+            groups.append([r["name"]])
+        else:
+            tiers[tier(r["vectors"] - dead)].append(r["name"])
+    groups.extend(names for names in tiers.values() if len(names) >= merge_factor)
+    return groups
+
+
+def dead_per_segment(folder: Path, rows: list[dict], dead: set[int]) -> dict[str, int]:
+    """How many of each segment's vectors are dead (reads the segments' id maps)."""
+    import faiss
+
+    if not dead:
+        return {}
+    dead_arr = np.fromiter(dead, dtype=np.int64)
+    out = {}
+    for r in rows:
+        index = faiss.read_index(str(flat_path(folder, r["name"])), faiss.IO_FLAG_MMAP_IFC)
+        out[r["name"]] = int(np.isin(faiss.vector_to_array(index.id_map), dead_arr).sum())
+    return out
