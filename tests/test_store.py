@@ -200,6 +200,27 @@ def test_compaction_merges_segments_and_drops_deleted_vectors(tmp_path, small_em
     assert sqlite3.connect(tmp_path / "c" / "index.db").execute("SELECT count(*) FROM dead_vectors").fetchone()[0] == 0
 
 
+def test_merge_plan_tiers_dead_segments_and_the_size_cap():
+    seg = lambda name, n: {"name": name, "vectors": n}  # noqa: E731
+    tens = [seg(f"s{i}", 10_000) for i in range(10)]
+    assert vec.plan_merges(tens, {}) == [[s["name"] for s in tens]]  # ten in one tier: merged
+    assert vec.plan_merges(tens[:9], {}) == []
+    big = [seg(f"b{i}", 100_000) for i in range(10)]
+    assert vec.plan_merges(big, {}) == []  # would pass max_merge_vectors: only an explicit compact merges it
+    assert vec.plan_merges(big, {}, max_vectors=2_000_000) == [[s["name"] for s in big]]
+    assert vec.plan_merges([seg("d", 300), seg("e", 300)], {"d": 120}) == [["d"]]  # 40% dead: rewritten
+
+
+def test_merges_cascade_within_the_commit_that_fills_a_tier(tmp_path, small_embedder, settings):
+    idx = NewsIndex.open(tmp_path / "t", small_embedder, create=True)
+    for i in range(10):
+        stage(idx, small_embedder, settings, f"http://127.0.0.1/{i}", f"S{i}", f"Story {i} about the quay.")
+        merged = idx.commit().compacted
+    assert len(merged) == 1 and merged[0]["merged"] == 10 and len(vec_rows(idx)) == 1
+    idx.touch("http://127.0.0.1/3", last_seen="2026-12-01T00:00:00+00:00")
+    assert idx.commit().compacted == []  # a touch-only pass merges nothing
+
+
 def vec_rows(idx):
     from rag_news.store import records
 

@@ -54,6 +54,7 @@ class StoreOptions:
     ivf_min_vectors: int = 50_000
     nprobe: int = 16
     merge_factor: int = vec.MERGE_FACTOR
+    max_merge_vectors: int = vec.MAX_MERGE_VECTORS
 
     @classmethod
     def from_settings(cls, settings) -> "StoreOptions":
@@ -80,6 +81,7 @@ class NewsIndex:
         self._removals: set[str] = set()
         self._touches: dict[str, dict] = {}
         self._expired: dict[str, str] = {}
+        self._host_notes: dict[str, dict] = {}
         self._writing = False  # True inside writer(): the writer lock is already held
         self._df: dict[str, int] = {}  # keyword document frequencies, kept while the index size holds
         self._df_at = 0
@@ -358,13 +360,24 @@ class NewsIndex:
         self._removals.add(key)
         return len(rec["chunk_ids"])
 
+    def host_note(self, host: str) -> dict | None:
+        """What the fetch stage learned about ``host`` (its render decision and evidence), or None."""
+        if host in self._host_notes:
+            return self._host_notes[host]
+        with self._reading() as conn:
+            return records.host_note(conn, host) if conn else None
+
+    def put_host_note(self, host: str, note: dict) -> None:
+        """Stage a host note; committed with the pass."""
+        self._host_notes[host] = note
+
     def mark_expired(self, key: str, reason: str) -> None:
         """Stage a note that ``key`` was removed for its age, so later passes do not fetch it again."""
         self._expired[key] = reason
 
     @property
     def pending(self) -> bool:
-        return bool(self._upserts or self._removals or self._touches or self._expired)
+        return bool(self._upserts or self._removals or self._touches or self._expired or self._host_notes)
 
     def save(self, index_dir: str | Path | None = None, keep: int | None = None) -> Path:
         """Commit the staged pass (creating the index in ``index_dir`` if it is not on disk yet)."""
@@ -379,7 +392,7 @@ class NewsIndex:
         :class:`~rag_news.errors.IndexLocked` when another writer has it, unless ``wait``."""
         if self._dir is None:
             raise ConfigError("this index has no folder yet: open it with NewsIndex.open(folder, ..., create=True)")
-        with self._lock, writer_lock(self._dir, wait=wait):
+        with writer_lock(self._dir, wait=wait):  # the flock only: reads from other threads go on meanwhile
             self._writing = True
             try:
                 self.refresh()
@@ -412,7 +425,7 @@ class NewsIndex:
                     return CommitResult(pass_id=None)
                 self._create()
             result = commit_pass(self)
-            self._upserts, self._removals, self._touches, self._expired = {}, set(), {}, {}
+            self._upserts, self._removals, self._touches, self._expired, self._host_notes = {}, set(), {}, {}, {}
             if result.pass_id is not None:
                 from .writer import compact, delete_retired
 

@@ -6,9 +6,10 @@ it adds. Deleted vectors stay in their segment file and are listed in the databa
 every search excludes them with a FAISS ID selector. Segment files never change once written: readers
 memory-map them (opening costs milliseconds, whatever the size) and never see a half-written one.
 
-Compaction merges segments tier by tier (a tier is a power of ten of live vectors; ``merge_factor``
-segments in one tier become one segment of the next), and rewrites a segment alone once a third of it is
-dead. A merged segment with at least ``ivf_min_vectors`` vectors also gets an approximate index,
+Compaction merges segments tier by tier (a tier is a power of ten of vectors; ``merge_factor``
+segments in one tier become one segment of the next, up to ``MAX_MERGE_VECTORS``, as Lucene caps its
+merged segment size), and rewrites a segment alone once a third of it is dead. A merge of everything
+(``python -m rag_news.store compact``) is for quiet hours. A merged segment with at least ``ivf_min_vectors`` vectors also gets an approximate index,
 ``<name>.ivf.faiss`` (IVF with 16-bit float codes, searched with ``nprobe`` lists), which
 readers search instead of the exact file; the exact file stays as the source for later merges.
 """
@@ -30,6 +31,7 @@ from .base import fsync_path
 
 VERIFY_MAX_BYTES = 32 << 20  # segment files up to this size are checked against their sha256 on open
 MERGE_FACTOR = 10
+MAX_MERGE_VECTORS = 200_000  # automatic merges stop here (a pass never rewrites more than ~1 GB of vectors)
 MAX_DEAD_FRACTION = 1 / 3
 
 
@@ -200,17 +202,22 @@ def tier(live: int) -> int:
     return int(math.log10(max(live, 1)))
 
 
-def plan_merges(rows: list[dict], dead_in: dict[str, int], merge_factor: int = MERGE_FACTOR) -> list[list[str]]:
+def plan_merges(rows: list[dict], dead_in: dict[str, int], merge_factor: int = MERGE_FACTOR,
+                max_vectors: int = MAX_MERGE_VECTORS) -> list[list[str]]:
     """Groups of segment names to merge: a segment a third dead is rewritten alone; ``merge_factor``
-    segments in one tier are merged into one."""
+    segments in one tier are merged into one, unless the result would pass ``max_vectors`` (bigger
+    merges run only when asked for: ``python -m rag_news.store compact``)."""
     groups, tiers = [], defaultdict(list)
     for r in rows:
         dead = dead_in.get(r["name"], 0)
         if r["vectors"] and dead / r["vectors"] >= MAX_DEAD_FRACTION:
             groups.append([r["name"]])
         else:
-            tiers[tier(r["vectors"] - dead)].append(r["name"])
-    groups.extend(names for names in tiers.values() if len(names) >= merge_factor)
+            tiers[tier(r["vectors"])].append(r)
+    for members in tiers.values():
+        live = sum(m["vectors"] - dead_in.get(m["name"], 0) for m in members)
+        if len(members) >= merge_factor and live <= max_vectors:
+            groups.append([m["name"] for m in members])
     return groups
 
 

@@ -96,6 +96,8 @@ def _write_records(conn, index, upserts, first_vid: int, pass_id: int, segment: 
         conn.executemany("INSERT OR REPLACE INTO expired(key, reason, removed_at) VALUES (?,?,?)",
                          [(k, r, when) for k, r in index._expired.items()])
         conn.executemany("DELETE FROM expired WHERE key=?", [(rec["key"],) for rec, _, _ in upserts])
+        for host, note in index._host_notes.items():
+            records.put_host_note(conn, host, note, when)
         if segment:
             records.put_segment(conn, segment, pass_id)
         got = records.add_pass(conn, when, vid - first_vid, removed, len(upserts) + len(index._removals)
@@ -113,19 +115,24 @@ def _write_records(conn, index, upserts, first_vid: int, pass_id: int, segment: 
 
 # ------------------------------------------------------------------------------------------ compaction
 def compact(index, force: bool = False) -> list[dict]:
-    """Run the merges :func:`~rag_news.store.vectors.plan_merges` asks for (``force``: one merge of all)."""
+    """Run the merges :func:`~rag_news.store.vectors.plan_merges` asks for, again until it asks for none
+    (a merge can fill the next tier); ``force``: one merge of everything, whatever its size."""
     conn, folder = index._conn, index.path / "vectors"
-    rows = records.segments(conn)
-    dead = set(records.dead_vids(conn))
-    dead_in = vec.dead_per_segment(folder, rows, dead)
-    if force:
-        groups = [[r["name"] for r in rows]] if len(rows) > 1 or dead else []
-    else:
-        groups = vec.plan_merges(rows, dead_in, index.options.merge_factor)
     done = []
-    for names in groups:
-        done.append(_merge(index, names, dead))
-    return done
+    while True:
+        rows = records.segments(conn)
+        dead = set(records.dead_vids(conn))
+        if force:
+            groups = [[r["name"] for r in rows]] if len(rows) > 1 or dead else []
+        else:
+            groups = vec.plan_merges(rows, vec.dead_per_segment(folder, rows, dead), index.options.merge_factor,
+                                     index.options.max_merge_vectors)
+        if not groups:
+            return done
+        for names in groups:
+            done.append(_merge(index, names, dead))
+        if force:
+            return done
 
 
 def _merge(index, names: list[str], dead: set[int]) -> dict:
