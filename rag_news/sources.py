@@ -7,7 +7,8 @@ source's ``max_articles`` and ``max_age_days``. Feeds are parsed by ``feedparser
 
     [[sources]]
     name = "Ledger"                      # optional; shown in reports and kept on each article
-    feed = "https://example.com/rss.xml" # or: sitemap = "...", or: urls = ["...", "..."]
+    feed = "https://example.com/rss.xml" # or: sitemap = "...", or: urls = ["...", "..."], or:
+                                         # site = "https://example.com/" (the sitemaps its robots.txt lists)
     max_articles = 50                    # newest first, when dates are known
     max_age_days = 14                    # older articles are not fetched, and are removed from the index
 """
@@ -29,7 +30,7 @@ from .settings import read_toml
 from .urls import normalize_url
 
 log = logging.getLogger(__name__)
-_KEYS = {"name", "urls", "feed", "sitemap", "max_articles", "max_age_days"}
+_KEYS = {"name", "urls", "feed", "sitemap", "site", "max_articles", "max_age_days"}
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Source:
     urls: list[str] = field(default_factory=list)
     feed: str | None = None
     sitemap: str | None = None
+    site: str | None = None  # a site's home: its sitemaps are read from its robots.txt
     max_articles: int | None = None
     max_age_days: float | None = None
 
@@ -66,13 +68,13 @@ def _source_from(i: int, raw: Any) -> Source:
     unknown = set(raw) - _KEYS
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(_KEYS))})")
-    kinds = [k for k in ("urls", "feed", "sitemap") if raw.get(k)]
+    kinds = [k for k in ("urls", "feed", "sitemap", "site") if raw.get(k)]
     if len(kinds) != 1:
-        raise ConfigError(f"{where} needs exactly one of urls, feed, sitemap")
+        raise ConfigError(f"{where} needs exactly one of urls, feed, sitemap, site")
     urls = raw.get("urls") or []
     if isinstance(urls, str) or not all(isinstance(u, str) for u in urls):
         raise ConfigError(f"{where}: urls must be a list of strings")
-    for key in ("feed", "sitemap"):
+    for key in ("feed", "sitemap", "site"):
         if raw.get(key) is not None and not str(raw[key]).startswith(("http://", "https://")):
             raise ConfigError(f"{where}: {key} must be an http(s) URL")
     n = raw.get("max_articles")
@@ -81,8 +83,8 @@ def _source_from(i: int, raw: Any) -> Source:
     age = raw.get("max_age_days")
     if age is not None and (not isinstance(age, (int, float)) or age <= 0):
         raise ConfigError(f"{where}: max_age_days must be a positive number")
-    name = str(raw.get("name") or raw.get("feed") or raw.get("sitemap") or f"urls-{i}")
-    return Source(name=name, urls=list(urls), feed=raw.get("feed"), sitemap=raw.get("sitemap"),
+    name = str(raw.get("name") or raw.get("feed") or raw.get("sitemap") or raw.get("site") or f"urls-{i}")
+    return Source(name=name, urls=list(urls), feed=raw.get("feed"), sitemap=raw.get("sitemap"), site=raw.get("site"),
                   max_articles=n, max_age_days=float(age) if age is not None else None)
 
 
@@ -161,15 +163,49 @@ def parse_sitemap(body: bytes) -> tuple[list[Target], list[str]]:
     for el in root:
         if not isinstance(el.tag, str):
             continue
-        fields = {etree.QName(c).localname: (c.text or "").strip() for c in el.iter() if isinstance(c.tag, str)}
-        loc = fields.get("loc")
+        # the entry's own <loc>/<lastmod> are its direct children; <image:loc> and friends sit deeper
+        own = {etree.QName(c).localname: (c.text or "").strip() for c in el if isinstance(c.tag, str)}
+        loc = own.get("loc")
         if not loc:
             continue
         if tag == "sitemapindex":
             children.append(loc)
-        else:
-            out.append(Target(url=loc, published=_iso(fields.get("publication_date") or fields.get("lastmod"))))
+            continue
+        news_date = next(((c.text or "").strip() for c in el.iter() if isinstance(c.tag, str)
+                          and etree.QName(c).localname == "publication_date"), None)
+        out.append(Target(url=loc, published=_iso(news_date or own.get("lastmod"))))
     return out, children
+
+
+def read_sitemaps(urls: list[str], timeout: float, user_agent: str, failed: list[dict]) -> list[Target]:
+    """Articles of sitemaps (following sitemap indexes two levels down); failures appended to ``failed``."""
+    found, queue, depth = [], list(urls), 0
+    while queue and depth < 3:
+        nxt = []
+        for sm in queue:
+            try:
+                arts, kids = parse_sitemap(fetch(sm, timeout, user_agent))
+            except OSError as e:
+                failed.append({"url": sm, "reason": f"sitemap: {e}"})
+                continue
+            found.extend(arts)
+            nxt.extend(kids)
+        queue, depth = nxt, depth + 1
+    return found
+
+
+def robots_sitemaps(site: str, timeout: float, user_agent: str) -> list[str]:
+    """The sitemaps a site's robots.txt lists (``Sitemap:`` lines), else its ``/sitemap.xml``."""
+    from protego import Protego
+
+    root = urllib.parse.urljoin(site, "/")
+    try:
+        listed = list(Protego.parse(fetch(root + "robots.txt", timeout, user_agent).decode("utf-8", "replace")).sitemaps)
+    except OSError as e:
+        if not str(e).startswith("HTTP 4"):
+            raise OSError(f"robots.txt: {e}") from None
+        listed = []
+    return [urllib.parse.urljoin(root, u) for u in listed] or [root + "sitemap.xml"]
 
 
 def _apply_limits(targets: list[Target], source: Source, now: datetime) -> list[Target]:
@@ -201,19 +237,13 @@ def discover(sources: list[Source], timeout: float = 30.0, user_agent: str = "ra
                 found = parse_feed(fetch(src.feed, timeout, user_agent), src.feed)
             except OSError as e:
                 failed.append({"url": src.feed, "reason": f"feed: {e}"})
+        elif src.sitemap:
+            found = read_sitemaps([src.sitemap], timeout, user_agent, failed)
         else:
-            queue, depth = [src.sitemap], 0
-            while queue and depth < 3:
-                nxt = []
-                for sm in queue:
-                    try:
-                        arts, kids = parse_sitemap(fetch(sm, timeout, user_agent))
-                    except OSError as e:
-                        failed.append({"url": sm, "reason": f"sitemap: {e}"})
-                        continue
-                    found.extend(arts)
-                    nxt.extend(kids)
-                queue, depth = nxt, depth + 1
+            try:
+                found = read_sitemaps(robots_sitemaps(src.site, timeout, user_agent), timeout, user_agent, failed)
+            except OSError as e:
+                failed.append({"url": src.site, "reason": f"site: {e}"})
         found = _apply_limits(found, src, now)
         kept = 0
         for t in found:

@@ -67,3 +67,34 @@ def test_sources_tables_are_validated(tmp_path):
         bad.write_text(body)
         with pytest.raises(ConfigError, match=msg):
             load_sources(bad)
+
+
+IMAGES = """<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"
+ xmlns:image="http://www.google.com/schemas/sitemap-image/1.1"
+ xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">
+<url><loc>{base}story.html</loc>
+ <news:news><news:publication_date>2026-11-22T07:00:00Z</news:publication_date></news:news>
+ <image:image><image:loc>{base}img/story.jpg</image:loc></image:image></url>
+<url><image:image><image:loc>{base}img/first.jpg</image:loc></image:image><loc>{base}second.html</loc></url>
+</urlset>"""
+
+
+def test_image_sitemap_entries_keep_the_article_url(tmp_path):
+    with serve(tmp_path) as base:
+        (tmp_path / "news.xml").write_text(IMAGES.format(base=base))
+        found = discover([Source("news", sitemap=base + "news.xml")], now=NOW)
+    assert [t.url for t in found.targets] == [base + "story.html", base + "second.html"]
+    assert found.targets[0].published.startswith("2026-11-22")
+
+
+def test_site_source_reads_the_sitemaps_robots_txt_lists(tmp_path):
+    with serve(tmp_path) as base:
+        (tmp_path / "robots.txt").write_text(f"User-agent: *\nDisallow: /private/\nSitemap: {base}maps/news.xml\n")
+        (tmp_path / "maps").mkdir()
+        (tmp_path / "maps" / "news.xml").write_text(NEWS.format(base=base))
+        found = discover([Source("site", site=base)], now=NOW)
+        (tmp_path / "robots.txt").unlink()  # no robots.txt: the conventional /sitemap.xml
+        (tmp_path / "sitemap.xml").write_text(NEWS.format(base=base))
+        fallback = discover([Source("site", site=base)], now=NOW)
+    assert {t.url for t in found.targets} == {base + "e.html", base + "a.html#top"} == \
+        {t.url for t in fallback.targets}
