@@ -1,6 +1,6 @@
 """rag-news: answer questions about recent news from the articles themselves.
 
-The pipeline, one module a stage: :mod:`~rag_news.scrape` -> :mod:`~rag_news.clean` ->
+The pipeline, one module a stage: :mod:`~rag_news.fetch` -> :mod:`~rag_news.clean` ->
 :mod:`~rag_news.chunk` -> :mod:`~rag_news.embed` -> :mod:`~rag_news.store` (index) ->
 :mod:`~rag_news.retrieve` -> :mod:`~rag_news.answer` (model: :mod:`~rag_news.llm`).
 

@@ -24,17 +24,20 @@ def print_report(report: IndexReport, file=sys.stdout) -> None:
     console = Console(file=file, soft_wrap=True)
     if report.pages:
         t = Table(title=f"Indexed into {report.index_dir}", show_lines=False)
-        for col in ("status", "chunks", "title", "url"):
+        for col in ("status", "read", "chunks", "title", "url"):
             t.add_column(col, overflow="fold")
         for row in report.pages:
-            t.add_row(row["status"], str(row["chunks"]), row.get("title") or "", row["url"])
+            t.add_row(row["status"], row.get("render") or "", str(row["chunks"]), row.get("title") or "", row["url"])
         console.print(t)
     for f in report.pages_failed:
         console.print(f"[red]failed[/red] {f['url']}: {f['reason']}", highlight=False)
+    for f in report.skipped:
+        console.print(f"[yellow]skipped[/yellow] {f['url']}: {f['reason']}", highlight=False)
     console.print(
         f"pages ok {report.pages_ok}, failed {len(report.pages_failed)}; articles new {report.articles_new}, "
         f"changed {report.articles_changed}, unchanged {report.articles_unchanged}, duplicates "
-        f"{report.duplicates}; chunks embedded {report.chunks_embedded}, in index {report.chunks_total} "
+        f"{report.duplicates}; rendered in Chromium {report.rendered}; chunks embedded {report.chunks_embedded}, "
+        f"in index {report.chunks_total} "
         f"({report.articles_total} articles); {report.seconds:.1f}s", highlight=False)
 
 

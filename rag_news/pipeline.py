@@ -1,4 +1,4 @@
-"""The ingestion pipeline: scrape -> clean -> chunk -> embed -> index, incrementally.
+"""The ingestion pipeline: fetch (+ clean) -> chunk -> embed -> store, incrementally.
 
 Entry points: :func:`update_index` (one incremental pass; the re-index job) and :func:`index_urls` (the
 same for a list of URLs). For each URL: a new article is chunked, embedded and added; an article
@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Iterable
 
 from .chunk import chunk
-from .clean import clean
 from .embed import Embedder
 from .errors import ConfigError, RagNewsError
-from .scrape import ScrapeError, check_url, not_modified, scrape
+from .fetch import FetchRequest, FetchResult, Fetched, check_url, fetch
 from .sources import Target
 from .settings import Settings
 from .store import NewsIndex, open_store
@@ -52,7 +51,9 @@ class IndexReport:
     articles_total: int = 0
     seconds: float = 0.0
     embedding: dict = field(default_factory=dict)
-    pages: list[dict] = field(default_factory=list)  # one row per page: url, title, status, chunks
+    skipped: list[dict] = field(default_factory=list)  # {url, reason}: not fetched (robots.txt, too old)
+    rendered: int = 0          # pages opened in Chromium (host samples included)
+    pages: list[dict] = field(default_factory=list)  # one row per page: url, title, status, chunks, render
     removed: list[dict] = field(default_factory=list)  # {url, reason}
 
     def as_dict(self) -> dict:
@@ -63,7 +64,8 @@ class IndexReport:
                 "unchanged": self.articles_unchanged, "removed": self.articles_removed,
                 "failed": [{"url": f["url"], "reason": f["reason"]} for f in self.pages_failed],
                 "chunks_embedded": self.chunks_embedded, "seconds": self.seconds,
-                "not_modified": self.not_modified, "duplicates": self.duplicates,
+                "not_modified": self.not_modified, "duplicates": self.duplicates, "skipped": self.skipped,
+                "rendered": self.rendered,
                 "articles_total": self.articles_total, "chunks_total": self.chunks_total}
 
 
@@ -132,9 +134,9 @@ def update_index(targets: Iterable[Target], settings: Settings | None = None,
                  now: datetime | None = None, wait: bool = False) -> IndexReport:
     """One incremental pass over ``targets`` (article URLs), committed atomically to ``index_dir``.
 
-    Phases: revalidate (known pages whose server answers a conditional GET with 304 are only touched) ->
-    fetch -> clean and dedupe (unchanged content hash: touch; text already indexed under another URL: an
-    alias) -> embed the new and changed articles -> expire (with ``remove_stale``: articles not seen for
+    Phases: fetch (plain HTTP first, Chromium where a page needs it; known pages are asked for
+    conditionally, and a 304 only touches their record) -> dedupe (unchanged content hash: touch; text
+    already indexed under another URL: an alias) -> embed the new and changed articles -> expire (with ``remove_stale``: articles not seen for
     ``settings.retention_days``, or older than their source's ``max_age_days``, else
     ``settings.max_age_days``) -> commit. ``now`` is the pass's clock (tests move it forward).
     """
@@ -151,8 +153,8 @@ def update_index(targets: Iterable[Target], settings: Settings | None = None,
     with idx.writer(wait=wait):
         run = _Pass(idx, settings, report, now or datetime.now(timezone.utc), sources or [],
                     settings.show_progress() if progress is None else progress)
-        to_fetch = run.revalidate(run.skip_expired(by_key))
-        fresh = run.clean_and_dedupe(*run.fetch(to_fetch))
+        wanted = run.skip_expired(by_key)
+        fresh = run.dedupe(run.fetch(wanted), wanted)
         run.embed(fresh, embedder)
         if remove_stale:
             run.expire()
@@ -173,8 +175,9 @@ class _Pass:
         self.staged = 0  # records touched, replaced or removed: nothing to commit when 0
         self.new_aliases: dict[str, list[str]] = {}  # article new in this pass -> copies of it seen in this pass
 
-    def _row(self, url: str, key: str | None, title: str | None, status: str, chunks: int) -> None:
-        self.report.pages.append({"url": url, "key": key, "title": title, "status": status, "chunks": chunks})
+    def _row(self, url: str, key: str | None, title: str | None, status: str, chunks: int, **how) -> None:
+        """One line of the report's per-page table (``how``: render / render_reason, for fetched pages)."""
+        self.report.pages.append({"url": url, "key": key, "title": title, "status": status, "chunks": chunks, **how})
 
     def _too_old(self, published: str | None, source: str | None) -> float | None:
         """The age limit ``published`` is past (None when within it, or undated)."""
@@ -190,72 +193,70 @@ class _Pass:
             gone = self.idx.expired_reason(k)
             limit = self._too_old(t.published, t.source)
             if gone or limit:
-                self._row(t.url, k, None, f"skipped: {gone or f'older than {limit:g} days'}", 0)
+                why = gone or f"older than {limit:g} days"
+                self._row(t.url, k, None, f"skipped: {why}", 0)
+                self.report.skipped.append({"url": t.url, "reason": why})
                 continue
             kept[k] = t
         return kept
 
-    def revalidate(self, by_key: dict[str, Target]) -> list[Target]:
-        """Conditional GETs for known pages with validators; 304s are touched, the rest returned to fetch."""
-        candidates, known = [], {}
+    def fetch(self, by_key: dict[str, Target]) -> FetchResult:
+        """Fetch every target (plain HTTP first, Chromium where needed); known pages are asked for
+        conditionally with their validators, so an unchanged page costs one 304."""
+        requests = []
         for k, t in by_key.items():
             key = self.idx.key_for_url(k)
             rec = self.idx.article(key) if key else None
-            if rec:
-                known[t.url] = rec
+            etag = lm = None
             if rec and self.settings.revalidate:
-                lm = rec.get("last_modified") if _strong_date(rec) else None
-                if rec.get("etag") or lm:
-                    candidates.append((t.url, rec.get("etag"), lm))
-        same = not_modified(candidates, self.settings) if candidates else set()
-        to_fetch = []
-        for t in by_key.values():
-            if t.url not in same:
-                to_fetch.append(t)
-                continue
-            rec = known[t.url]
-            self.idx.touch(rec["key"], last_seen=self.stamp, **({"source_name": t.source} if t.source else {}))
-            self.staged += 1
-            self.report.pages_ok += 1
-            self.report.articles_unchanged += 1
-            self.report.not_modified += 1
-            self._row(t.url, rec["key"], rec.get("title"), "not modified", len(rec["chunk_ids"]))
-        return to_fetch
+                etag, lm = rec.get("etag"), rec.get("last_modified") if _strong_date(rec) else None
+            requests.append(FetchRequest(t.url, etag, lm))
+        if not requests:
+            return FetchResult(fetched=[], errors=[])
+        return fetch(requests, self.settings, notes=self.idx, progress=self.progress)
 
-    def fetch(self, targets: list[Target]) -> tuple[list, list, dict[str, Target]]:
-        if not targets:
-            return [], [], {}
-        result = scrape([t.url for t in targets], self.settings, progress=self.progress)
-        return result.pages, list(result.errors), {t.url: t for t in targets}
-
-    def clean_and_dedupe(self, pages: list, failed: list, target_of: dict[str, Target]) -> list[tuple]:
-        """Clean each page and decide what it is: unchanged, a copy of another article, too old, or new /
-        changed (returned, with its record, for embedding)."""
+    def dedupe(self, result: FetchResult, by_key: dict[str, Target]) -> list[tuple]:
+        """Decide what each fetched article is: not modified, unchanged, a copy of another article, too old,
+        or new / changed (returned, with its record, for embedding)."""
+        target_of = {t.url: t for t in by_key.values()}
         fresh, seen_keys, hashes = [], set(), {}
-        for page in pages:
-            article = clean(page, self.settings)
-            if article is None:
-                failed.append(ScrapeError(url=page.metadata["source"], reason="no article text found on the page",
-                                          status=page.metadata.get("status"), attempts=1))
+        for f in result.fetched:
+            target = target_of.get(f.url) or Target(url=f.url)
+            if f.not_modified:
+                self._not_modified(target)
                 continue
             self.report.pages_ok += 1
-            target = target_of.get(page.metadata["source"]) or Target(url=page.metadata["source"])
-            key = normalize_url(page.metadata.get("final_url") or page.metadata["source"])
+            key = normalize_url(f.meta.get("final_url") or f.url)
             if key in seen_keys:
                 self.report.duplicates += 1
-                self._row(target.url, key, article.metadata.get("title"), "duplicate-url", 0)
+                self._row(target.url, key, f.article.metadata.get("title"), "duplicate-url", 0)
                 continue
             seen_keys.add(key)
-            item = self._classify(article, page, target, key, hashes)
+            item = self._classify(f, target, key, hashes)
             if item is not None:
                 fresh.append(item)
-        self.report.pages_failed = [{"url": e.url, "reason": e.reason, "status": e.status} for e in failed]
+        self.report.pages_failed = [{"url": e.url, "reason": e.reason, "status": e.status} for e in result.errors]
+        self.report.skipped += [{"url": e.url, "reason": e.reason} for e in result.skipped]
+        for e in result.skipped:
+            self._row(e.url, None, None, f"skipped: {e.reason}", 0)
+        self.report.rendered = result.rendered
         return fresh
 
-    def _classify(self, article, page, target: Target, key: str, hashes: dict[str, str]) -> tuple | None:
+    def _not_modified(self, target: Target) -> None:
+        rec = self.idx.article(self.idx.key_for_url(target.url))
+        self.idx.touch(rec["key"], last_seen=self.stamp, **({"source_name": target.source} if target.source else {}))
+        self.staged += 1
+        self.report.pages_ok += 1
+        self.report.articles_unchanged += 1
+        self.report.not_modified += 1
+        self._row(target.url, rec["key"], rec.get("title"), "not modified", len(rec["chunk_ids"]))
+
+    def _classify(self, f: Fetched, target: Target, key: str, hashes: dict[str, str]) -> tuple | None:
+        article = f.article
         h = article.metadata["content_hash"]
         title = article.metadata.get("title")
-        validators = {"etag": page.metadata.get("etag"), "last_modified": page.metadata.get("last_modified")}
+        validators = {"etag": f.meta.get("etag"), "last_modified": f.meta.get("last_modified")}
+        how = {"render": f.render, "render_reason": f.render_reason}
         old = self.idx.article(key)
         source = {"source_name": target.source} if target.source else {}
         if old is not None and old.get("content_hash") == h:
@@ -264,24 +265,24 @@ class _Pass:
             self.staged += 1
             self.report.articles_unchanged += 1
             self.report.chunks += len(old["chunk_ids"])
-            self._row(target.url, key, title, "unchanged", len(old["chunk_ids"]))
+            self._row(target.url, key, title, "unchanged", len(old["chunk_ids"]), **how)
             return None
         twin = hashes.get(h) or self.idx.find_by_hash(h)
         if twin is not None and twin != key:
             self._alias(twin, key, old)
-            self._row(target.url, key, title, f"duplicate of {twin}", 0)
+            self._row(target.url, key, title, f"duplicate of {twin}", 0, **how)
             return None
         published = target.published or article.metadata.get("published")  # the feed's date is explicit
         limit = self._too_old(published, target.source) if old is None else None
         if limit:
-            self._row(target.url, key, title, f"skipped: older than {limit:g} days", 0)
+            self._row(target.url, key, title, f"skipped: older than {limit:g} days", 0, **how)
             return None
         hashes[h] = key
         article.metadata.update(key=key, published=published)
         record = {**article.metadata, "text": article.page_content, "published": published,
-                  "source_name": target.source, **validators,
+                  "source_name": target.source, **validators, "render": f.render,
                   "first_seen": (old or {}).get("first_seen", self.stamp), "last_seen": self.stamp}
-        return article, record, "changed" if old is not None else "new", target.url
+        return article, record, "changed" if old is not None else "new", target.url, how
 
     def _alias(self, twin: str, key: str, old: dict | None) -> None:
         """``key``'s text is already indexed as ``twin``: record the URL as an alias of ``twin``; a known
@@ -303,14 +304,14 @@ class _Pass:
         """Chunk and embed new and changed articles, and stage them."""
         if not fresh:
             return
-        chunks = chunk([a for a, _, _, _ in fresh], embedder.tokenizer, self.settings,
+        chunks = chunk([a for a, *_ in fresh], embedder.tokenizer, self.settings,
                        max_seq_length=embedder.max_seq_length)
         vectors = embedder.embed_array([c.page_content for c in chunks], progress=self.progress)
         self.report.chunks_embedded = len(chunks)
         rows_by_key: dict[str, list[int]] = {}
         for i, c in enumerate(chunks):
             rows_by_key.setdefault(c.metadata["key"], []).append(i)
-        for article, record, status, url in fresh:
+        for article, record, status, url, how in fresh:
             rows = rows_by_key.get(record["key"], [])
             if status == "changed":
                 self.report.chunks_removed += len(self.idx.article(record["key"])["chunk_ids"])
@@ -322,7 +323,7 @@ class _Pass:
             self.idx.upsert(record, [chunks[i] for i in rows], vectors[rows] if rows else vectors[:0])
             self.staged += 1
             self.report.chunks += len(rows)
-            self._row(url, record["key"], record.get("title"), status, len(rows))
+            self._row(url, record["key"], record.get("title"), status, len(rows), **how)
 
     def expire(self) -> None:
         """Stage the removal of articles past the retention period or their maximum age."""

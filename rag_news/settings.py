@@ -44,7 +44,21 @@ class Settings:
     ivf_min_vectors: int = 50_000
     ivf_nprobe: int = 16  # IVF lists searched per query (recall vs speed, see benchmarks/RESULTS.md)
     cache_dir: Path = field(default_factory=_default_cache_dir)
-    # scrape
+    # fetch: plain HTTP first, Chromium where a page needs it
+    render: str = "auto"  # auto | always | never
+    render_sample: int = 3  # pages of a new host read both ways to learn whether it needs rendering
+    render_recheck_days: float = 7.0  # a host's decision is taken again after this long
+    render_min_added: int = 10  # rendering "adds article text" when it adds at least this many words
+    render_min_kept: float = 0.5  # ... and "lost the article" when it keeps less than this share of the served text
+    min_article_words: int = 40  # served HTML with less article text than this is rendered (dev set: min 45)
+    http_concurrency: int = 16  # HTTP requests in flight (all hosts)
+    per_host_concurrency: int = 2
+    per_host_interval: float = 0.0  # minimum seconds between request starts to one host (robots Crawl-delay raises it)
+    autothrottle: bool = True  # also space a host's requests by its recent response time
+    max_retry_after: float = 120.0  # longest Retry-After (seconds) waited for; longer fails the URL
+    obey_robots: bool = True
+    robots_agent: str = "rag-news"  # the product token matched against robots.txt User-agent lines
+    # render (Chromium)
     browser_path: str | None = None
     browser_args: tuple[str, ...] = ()  # extra Chromium flags, e.g. "--proxy-server=http://proxy:3128"
     concurrency: int = 4
@@ -168,6 +182,16 @@ class Settings:
             raise ConfigError("ivf_min_vectors must be at least 1000")
         if not 1 <= self.ivf_nprobe <= 4096:
             raise ConfigError("ivf_nprobe must be between 1 and 4096")
+        if self.render not in {"auto", "always", "never"}:
+            raise ConfigError("render must be auto, always or never")
+        if self.render_sample < 1 or self.min_article_words < 1 or self.render_min_added < 1:
+            raise ConfigError("render_sample, min_article_words and render_min_added must be at least 1")
+        if not 0 < self.render_min_kept <= 1:
+            raise ConfigError("render_min_kept must be in (0, 1]")
+        if self.http_concurrency < 1 or self.per_host_concurrency < 1:
+            raise ConfigError("http_concurrency and per_host_concurrency must be at least 1")
+        if self.per_host_interval < 0 or self.max_retry_after < 0 or self.render_recheck_days <= 0:
+            raise ConfigError("per_host_interval and max_retry_after must be >= 0, render_recheck_days > 0")
         if self.concurrency < 1:
             raise ConfigError("concurrency must be at least 1")
         if self.page_timeout <= 0:

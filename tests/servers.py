@@ -100,3 +100,99 @@ class RedirectingHandler(_Quiet):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def make_pdf(title: str, date: str, lines: list[str]) -> bytes:
+    """A small valid PDF (Helvetica text, one page) with /Title and /CreationDate metadata."""
+    def esc(s: str) -> str:
+        return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+    text = "BT /F1 11 Tf 72 740 Td " + " ".join(f"({esc(line)}) Tj 0 -15 Td" for line in lines) + " ET"
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        "/Resources << /Font << /F1 5 0 R >> >> >>",
+        f"<< /Length {len(text)} >>\nstream\n{text}\nendstream",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        f"<< /Title ({esc(title)}) /CreationDate (D:{date.replace('-', '')}120000Z) >>",
+    ]
+    out, offsets = "%PDF-1.4\n", []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out.encode("latin-1")))
+        out += f"{i} 0 obj\n{body}\nendobj\n"
+    xref = len(out.encode("latin-1"))
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n" + "".join(f"{o:010d} 00000 n \n" for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Info 6 0 R >>\nstartxref\n{xref}\n%%EOF\n"
+    return out.encode("latin-1")
+
+
+class PoliteHandler(_Quiet):
+    """A site that watches how it is fetched: request log (path, start, end), concurrency, robots.txt,
+    a page that answers 429 with Retry-After once, a JavaScript-only page, a PDF."""
+
+    log: list = []
+    active = 0
+    peak = 0
+    busy_hits: dict = {}
+    robots = "User-agent: *\nDisallow:\n"
+    lock = threading.Lock()
+
+    @classmethod
+    def reset(cls, robots: str = "User-agent: *\nDisallow:\n") -> None:
+        cls.log, cls.active, cls.peak, cls.busy_hits, cls.robots = [], 0, 0, {}, robots
+
+    def _send(self, code, body, ctype="text/html; charset=utf-8", headers=None):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        cls = type(self)
+        with cls.lock:
+            cls.active += 1
+            cls.peak = max(cls.peak, cls.active)
+            start = time.monotonic()
+        try:
+            self._route(self.path.split("?")[0])
+        finally:
+            with cls.lock:
+                cls.active -= 1
+                cls.log.append((self.path, start, time.monotonic(), self.headers.get("User-Agent", "")))
+
+    def _route(self, path: str) -> None:  # noqa: C901 - a table of cases
+        if path == "/robots.txt":
+            if type(self).robots is None:
+                return self._send(500, b"robots.txt is broken today", "text/plain")
+            return self._send(200, type(self).robots.encode(), "text/plain")
+        if path.startswith("/slow/"):
+            time.sleep(0.3)
+            return self._send(200, article_html(f"Slow story {path}", word="quay").encode())
+        if path == "/busy":
+            with type(self).lock:
+                n = type(self).busy_hits.get(path, 0)
+                type(self).busy_hits[path] = n + 1
+            if n == 0:
+                return self._send(429, b"slow down", headers={"Retry-After": "1"})
+            return self._send(200, article_html("The busy page answered", word="pier").encode())
+        if path == "/very-busy":
+            return self._send(503, b"come back tomorrow", headers={"Retry-After": "86400"})
+        if path == "/js-only":
+            body = ("<html><head><title>App</title></head><body><div id='root'></div><script>"
+                    "document.getElementById('root').innerHTML = '<article><h1>Lighthouse keepers return</h1>' + "
+                    "Array.from({length: 6}, (_, i) => '<p>Paragraph ' + i + ' tells how the lighthouse keepers "
+                    "returned to Gull Point after forty years, and what the council decided about the lamp.</p>')"
+                    ".join('') + '</article>';</script></body></html>")
+            return self._send(200, body.encode())
+        if path == "/report.pdf":
+            return self._send(200, make_pdf("Harbour authority annual report", "2026-11-04", [
+                "The harbour authority handled 4.2 million tonnes of cargo in 2026.",
+                "Passenger numbers on the island ferries rose by 11 percent.",
+                "The authority will dredge the inner basin next spring."]), "application/pdf")
+        if path.startswith(("/page/", "/private/")):
+            return self._send(200, article_html(f"Story {path}", word="marina").encode())
+        return self._send(404, b"no such page")

@@ -40,13 +40,14 @@ def test_index_the_sample_site_then_search(indexed):
 def test_second_run_embeds_nothing_and_failed_urls_are_listed(indexed, bad_site, small_embedder):
     first, settings = indexed
     urls = [r["url"] for r in first.pages] + [bad_site + "/missing", bad_site + "/doc.pdf", "file:///etc/hosts",
-                                         bad_site + "/empty"]
+                                         bad_site + "/empty", bad_site + "/image.png"]
     second = index_urls(urls, settings, embedder=small_embedder)
     assert second.chunks_embedded == 0 and second.articles_unchanged == 10
     assert second.chunks_total == first.chunks_total
     reasons = {f["url"]: f["reason"] for f in second.pages_failed}
     assert "HTTP 404" in reasons[bad_site + "/missing"]
-    assert "not an HTML page" in reasons[bad_site + "/doc.pdf"]
+    assert "PDF could not be read" in reasons[bad_site + "/doc.pdf"]  # a damaged PDF (a real one is indexed)
+    assert "not an HTML page (content-type image/png)" in reasons[bad_site + "/image.png"]
     assert "unsupported URL scheme" in reasons["file:///etc/hosts"]
     assert reasons[bad_site + "/empty"] == "no article text found on the page"
     assert second.pages_ok == 10
@@ -172,3 +173,16 @@ def test_real_mpnet_end_to_end(site_article_urls, settings):
                            ("Who scored the goals in the cup win?", "football-cup-run"),
                            ("When will the Millbridge bridge close?", "bridge-repairs")]:
         assert path in index.search(question, k=1)[0].url, question
+
+
+@pytest.mark.timeout(180)
+def test_index_urls_inside_a_running_event_loop_as_in_jupyter(site_article_urls, settings, small_embedder):
+    """fetch() then runs in a worker thread: it must not wait on a lock the pass holds in the caller's."""
+    import asyncio
+
+    async def cell():
+        return index_urls(site_article_urls[:2], settings, embedder=small_embedder)
+
+    report = asyncio.run(cell())
+    assert report.articles_new == 2 and open_index(settings.index_dir, settings).host_note(
+        site_article_urls[0].rsplit("/", 3)[0])["decision"] == "render"
