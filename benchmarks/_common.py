@@ -10,8 +10,6 @@ import os
 import platform
 from pathlib import Path
 
-from rag_news.sample_site import serve_handler
-
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("RAG_NEWS_SHARED", ROOT.parent / "shared"))
 EXTRACTION = SHARED / "benchmarks" / "article-extraction"
@@ -35,6 +33,8 @@ def ground_truth() -> dict:
 @contextlib.contextmanager
 def serve_pages(pages: dict[str, str]):
     """Serve ``pages`` as ``http://127.0.0.1:PORT/<id>.html``; yields the base URL."""
+    from rag_news.sample_site import serve_handler
+
     blobs = {f"/{k}.html": v.encode("utf-8") for k, v in pages.items()}
 
     class Handler(http.server.BaseHTTPRequestHandler):

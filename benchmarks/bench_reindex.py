@@ -3,8 +3,9 @@ re-index after 10% of the articles changed. One run, same machine, same pages.
 
 The pages are served on 127.0.0.1 with an RSS feed listing them, as a news site would, and with ETags
 (conditional requests answered 304 when unchanged), then a second time with no validators at all (the
-job must render every page again to know). The job is the real one (`rag_news.reindex.run_pass`:
-discover from the feed, revalidate, scrape with Chromium, clean, chunk, embed with mpnet, write).
+job must fetch every page again to know). The job is the real one (`rag_news.reindex.run_pass`:
+discover from the feed, fetch (conditional GETs; Chromium only where needed), clean, chunk, embed with
+mpnet, commit). "written" is every byte the process wrote during the pass (/proc/self/io wchar).
 
     python benchmarks/bench_reindex.py
 """
@@ -67,6 +68,10 @@ def make_handler(pages: dict[str, str], validators: dict):
     return Handler
 
 
+def wchar() -> int:
+    return int(next(line for line in open("/proc/self/io") if line.startswith("wchar:")).split()[1])
+
+
 def change(html: str, body: str, n: int) -> str:
     """Edit the article text itself: the first long word of its body that the HTML holds is replaced."""
     import re
@@ -90,11 +95,13 @@ def main() -> None:
         sources = [Source("bench", feed=f"{base}/feed.xml")]
 
         def run(name):
+            w = wchar()
             r = run_pass(settings, sources, embedder=embedder)
+            written = (wchar() - w) / 1e6
             rows.append((name, r))
             print(f"{name:55s} {r.seconds:7.1f}s  new {r.articles_new:3d} changed {r.articles_changed:3d} "
                   f"unchanged {r.articles_unchanged:3d} (304: {r.not_modified:3d}) failed {len(r.pages_failed):2d} "
-                  f"chunks embedded {r.chunks_embedded:4d}")
+                  f"rendered {r.rendered:2d} chunks embedded {r.chunks_embedded:4d} written {written:.2f} MB")
             for f in r.pages_failed:
                 print(f"    failed {f['url'].rsplit('/', 1)[-1][:16]}…: {f['reason']}")
             return r

@@ -1,17 +1,17 @@
-"""Scraping throughput: rag-news's loader vs LangChain's AsyncChromiumLoader on the same local pages.
+"""Fetching throughput: rag-news's fetch stage vs LangChain's AsyncChromiumLoader on the same local pages.
 
-Both drive the same Debian Chromium with the same flags. The baseline is AsyncChromiumLoader unchanged
-except for where its browser lives (it has no executable-path option): a new browser per URL, pages loaded
-one after another by ``load()``. Pages: the first N article-extraction benchmark pages, served on 127.0.0.1.
+Same end product on both sides: the cleaned article text of each page (the baseline's HTML goes through
+the same cleaner, timed with it). Three readers, one run:
 
-These real pages reference dozens of external hosts each. This machine has no network and its DNS takes
-1-5 s to fail each name inside Chromium, which swamps both loaders. So two scenarios run side by side:
+* ``auto`` (the default): plain HTTP first, Chromium only where a page needs it (see rag_news.fetch);
+* ``chromium``: rag-news's own renderer for every page (``render = "always"``: one browser, 4 tabs);
+* AsyncChromiumLoader, unchanged except for where its browser lives (a new browser per URL, sequential).
 
-* ``isolated`` (headline): both browsers get ``--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1``,
-  so external hosts fail at once, as on a machine whose DNS answers promptly; this measures the loaders.
-* ``sandbox-dns``: this machine's DNS as it is (fewer pages, it is slow for both).
-* ``sample-site``: 40 URLs of the project's own sample site (``data/site``: light pages, no external
-  hosts, one paragraph inserted by JavaScript after load), the kind of page the brief's first figures used.
+Pages: the first N article-extraction benchmark pages served on 127.0.0.1. They reference dozens of
+external hosts, and this machine's DNS takes 1-5 s to fail each name inside Chromium, so the ``isolated``
+scenario (headline) gives every browser ``--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1`` (as on
+a machine whose DNS answers promptly); ``sandbox-dns`` keeps this machine's DNS; ``sample-site`` reads 40
+URLs of the project's sample site, whose articles get a paragraph from JavaScript after load.
 
     python benchmarks/bench_scrape.py [--pages 48] [--dns-pages 16]
 """
@@ -23,8 +23,10 @@ import time
 
 from _common import load_pages, machine, serve_pages
 
+from rag_news.clean import clean
+from rag_news.fetch import fetch
+from rag_news.fetch.render import CHROMIUM_FLAGS, find_browser, scrape
 from rag_news.sample_site import serve, site_urls
-from rag_news.scrape import CHROMIUM_FLAGS, find_browser, scrape
 from rag_news.settings import Settings
 
 
@@ -53,29 +55,56 @@ def baseline_loader(urls, executable, extra_args):
     return LocalChromiumLoader(urls)
 
 
+def run_ours(name: str, urls: list[str], settings: Settings) -> tuple[float, dict]:
+    t = time.perf_counter()
+    result = fetch(urls, settings)
+    took = time.perf_counter() - t
+    texts = {f.url: f.article.page_content for f in result.fetched if f.article is not None}
+    print(f"[{name}] rag-news render={settings.render}: {len(texts)} articles, {len(result.errors)} failed, "
+          f"{result.rendered} rendered in Chromium, {took:.1f}s, {len(urls) / took:.2f} pages/s", flush=True)
+    return took, texts
+
+
+def run_baseline(name: str, urls: list[str], settings: Settings, extra_args: list[str]) -> tuple[float, dict]:
+    t = time.perf_counter()
+    docs = baseline_loader(urls, find_browser(settings), extra_args).load()
+    texts = {}
+    for d in docs:
+        if not d.page_content.startswith("Error:"):
+            article = clean(d, settings)
+            if article is not None:
+                texts[d.metadata["source"]] = article.page_content
+    took = time.perf_counter() - t
+    print(f"[{name}] AsyncChromiumLoader.load() + clean (browser per URL, sequential): {len(texts)} articles, "
+          f"{len(urls) - len(texts)} without, {took:.1f}s, {len(urls) / took:.2f} pages/s", flush=True)
+    return took, texts
+
+
 def compare(name: str, urls: list[str], extra_args: list[str], marker: str | None = None) -> float:
-    settings = Settings(progress=False, browser_args=tuple(extra_args))
-    executable = find_browser(settings)
-    t = time.perf_counter()
-    ours = scrape(urls, settings)
-    ours_s = time.perf_counter() - t
-    print(f"[{name}] rag-news (1 browser, {settings.concurrency} pages at once): {len(ours.pages)} ok, "
-          f"{len(ours.errors)} failed, {ours_s:.1f}s, {len(urls) / ours_s:.2f} pages/s", flush=True)
-    t = time.perf_counter()
-    docs = baseline_loader(urls, executable, extra_args).load()
-    base_s = time.perf_counter() - t
-    errors = sum(d.page_content.startswith("Error:") for d in docs)
-    print(f"[{name}] AsyncChromiumLoader.load() (browser per URL, sequential): {len(docs) - errors} ok, "
-          f"{errors} 'Error:' pages, {base_s:.1f}s, {len(urls) / base_s:.2f} pages/s", flush=True)
-    ours_by_url = {p.metadata["source"]: p.page_content for p in ours.pages}
-    same = sum(1 for d in docs if len(ours_by_url.get(d.metadata["source"], "")) >= 0.5 * len(d.page_content))
-    print(f"[{name}] pages whose HTML we got at least half as long as the baseline's: {same}/{len(urls)}")
-    if marker:  # text that a script inserts after the load event
-        print(f"[{name}] pages holding the JavaScript-inserted paragraph: rag-news "
-              f"{sum(marker in p.page_content for p in ours.pages)}/{len(urls)}, AsyncChromiumLoader "
-              f"{sum(marker in d.page_content for d in docs)}/{len(urls)}")
-    print(f"[{name}] speedup {base_s / ours_s:.1f}x", flush=True)
-    return base_s / ours_s
+    base = Settings(progress=False, browser_args=tuple(extra_args))
+    auto_s, auto = run_ours(name, urls, base)
+    chrome_s, chrome = run_ours(name, urls, base.replace(render="always"))
+    base_s, baseline = run_baseline(name, urls, base, extra_args)
+    lost = [u for u in baseline if u not in auto]
+    print(f"[{name}] pages the baseline got an article for and auto did not: {len(lost)} {lost[:3]}")
+    if marker:  # a sentence that a script inserts after the load event
+        print(f"[{name}] articles holding the JavaScript-inserted sentence: auto "
+              f"{sum(marker(u) in t for u, t in auto.items())}/{len(urls)}, chromium "
+              f"{sum(marker(u) in t for u, t in chrome.items())}/{len(urls)}, AsyncChromiumLoader "
+              f"{sum(marker(u) in t for u, t in baseline.items())}/{len(urls)}")
+    print(f"[{name}] speedup vs AsyncChromiumLoader: auto {base_s / auto_s:.1f}x, chromium {base_s / chrome_s:.1f}x",
+          flush=True)
+    return base_s / auto_s
+
+
+def late_sentence(url: str) -> str:
+    """The sentence the sample-site page at ``url`` inserts by script after load."""
+    import re
+
+    from rag_news.sample_site import SITE_DIR
+
+    path = SITE_DIR / url.split("/", 3)[3].split("?")[0]
+    return re.search(r'p\.textContent = "([^"]+)"', path.read_text(encoding="utf-8")).group(1)
 
 
 def main() -> None:
@@ -93,7 +122,7 @@ def main() -> None:
         headline = compare("isolated", urls, ISOLATE)
     with serve() as base:
         sample = [f"{u}?copy={i}" for i in range(4) for u in site_urls(base)]
-        compare("sample-site", sample, [], marker='class="late"')
+        compare("sample-site", sample, [], marker=late_sentence)
     print(f"speedup: {headline:.1f}")
 
 

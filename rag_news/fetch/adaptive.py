@@ -31,7 +31,7 @@ from langchain_core.documents import Document
 from ..clean import clean
 from ..progress import progress_bar
 from ..settings import Settings
-from .base import FetchError, Fetched, FetchRequest, FetchResult, host_of
+from .base import FetchError, Fetched, FetchRequest, FetchResult, check_url, host_of
 from .http import PDF_TYPES, HttpFetcher, RawPage
 from .pdf import pdf_article
 from .polite import HostLimiter
@@ -146,7 +146,9 @@ class _Run:
     def __init__(self, settings: Settings, notes: HostNotes, progress: bool):
         self.settings, self.notes, self.progress = settings, notes, progress
         self.limiter = HostLimiter(settings.per_host_concurrency, settings.per_host_interval, settings.autothrottle)
-        self.pool = ThreadPoolExecutor(max_workers=2)  # cleaning is CPU work; lxml releases the GIL
+        # cleaning runs beside the event loop, one page at a time: trafilatura shares lxml parsers between
+        # calls, and two threads cleaning at once crashed the process ("double free or corruption")
+        self.pool = ThreadPoolExecutor(max_workers=1)
         self.browser = None
         self.rendered = 0
         self.now = datetime.now(timezone.utc)
@@ -155,9 +157,12 @@ class _Run:
         t0 = time.perf_counter()
         pages = [_Page(r) for r in {r.url: r for r in requests}.values()]
         try:
+            samples = self._samples(pages)  # known before anything is fetched: render them meanwhile
+            sampling = asyncio.create_task(self._render([p for group in samples.values() for p in group], False))
             async with HttpFetcher(self.settings, self.limiter) as http:
                 await self._fetch_static(http, pages)
-            await self._plan_and_render([p for p in pages if p.outcome is None])
+            await sampling
+            await self._plan_and_render([p for p in pages if p.outcome is None], samples)
         finally:
             if self.browser is not None:
                 await self.browser.close()
@@ -196,27 +201,35 @@ class _Run:
             p.static = await loop.run_in_executor(self.pool, clean, Document(html, metadata=raw.meta()), self.settings)
             p.problem = static_problem(html, p.static, self.settings.min_article_words)
 
-    async def _plan_and_render(self, todo: list[_Page]) -> None:
-        """Render what must be rendered and what samples need; decide hosts; render their other pages."""
+    def _samples(self, pages: list[_Page]) -> dict[str, list[_Page]]:
+        """Per host with no fresh render decision (``render = "auto"``), its first ``render_sample`` pages."""
+        samples: dict[str, list[_Page]] = {}
+        if self.settings.render != "auto":
+            return samples
+        new_first = sorted(pages, key=lambda p: bool(p.request.etag or p.request.last_modified))  # a known page
+        for p in new_first:                                                                   # may answer 304
+            if check_url(p.request.url) is not None:
+                continue
+            host = host_of(p.request.url)
+            if host not in samples and _note_is_fresh(self.notes.host_note(host), self.settings, self.now):
+                continue
+            if len(samples.setdefault(host, [])) < self.settings.render_sample:
+                samples[host].append(p)
+        return {h: g for h, g in samples.items() if g}
+
+    async def _plan_and_render(self, todo: list[_Page], samples: dict[str, list[_Page]]) -> None:
+        """Render what the checks ask for; decide sampled hosts; render the other pages of hosts that need it."""
         mode = self.settings.render
         forced = [p for p in todo if mode == "always" or (mode == "auto" and p.problem)]
         decided: dict[str, dict] = {}
-        samples: dict[str, list[_Page]] = {}
-        if mode == "auto":
-            for p in todo:
-                if p in forced:
-                    continue
-                host = host_of(p.request.url)
-                note = self.notes.host_note(host)
-                if _note_is_fresh(note, self.settings, self.now):
-                    decided[host] = note
-                elif len(samples.setdefault(host, [])) < self.settings.render_sample:
-                    samples[host].append(p)
-        await self._render(forced + [p for group in samples.values() for p in group])
         for host, group in samples.items():
-            decided[host] = self._learn(host, group)
-        later = [p for p in todo if p not in forced and not p.render_tried and p.render_error is None
-                 and decided.get(host_of(p.request.url), {}).get("decision") == "render"]
+            decided[host] = self._learn(host, [p for p in group if p.outcome is None])
+        for p in todo:
+            host = host_of(p.request.url)
+            if host not in decided and mode == "auto":
+                decided[host] = self.notes.host_note(host)
+        later = [p for p in todo if not p.render_tried and p.render_error is None
+                 and (p in forced or (decided.get(host_of(p.request.url)) or {}).get("decision") == "render")]
         await self._render(later)
         for p in todo:
             note = decided.get(host_of(p.request.url))
@@ -238,7 +251,7 @@ class _Run:
         self.notes.put_host_note(host, note)
         return note
 
-    async def _render(self, pages: list[_Page]) -> None:
+    async def _render(self, pages: list[_Page], progress: bool | None = None) -> None:
         if not pages:
             return
         from ..errors import BrowserNotFound
@@ -253,7 +266,8 @@ class _Run:
                 for p in pages:
                     p.render_error = FetchError(p.request.url, f"rendering unavailable: {e}")
                 return
-        result = await self.browser.scrape([p.request.url for p in pages], progress=self.progress)
+        result = await self.browser.scrape([p.request.url for p in pages],
+                                           progress=self.progress if progress is None else progress)
         self.rendered += len(pages)
         by_url = {d.metadata["source"]: d for d in result.pages}
         errors = {e.url: e for e in result.errors}
@@ -263,7 +277,6 @@ class _Run:
             if doc is None:
                 p.render_error = errors.get(p.request.url) or FetchError(p.request.url, "rendering failed")
                 continue
-            doc.metadata.update(final_url=p.raw.final_url)  # the article's identity: the HTTP-level final URL
             p.render_tried = True
             p.rendered = await loop.run_in_executor(self.pool, clean, doc, self.settings)
 
