@@ -275,36 +275,40 @@ class NewsIndex:
             found = records.chunk_documents(conn, "vid", vids)
         return [found[v] for v in vids]
 
-    def dense_search(self, vector: np.ndarray, k: int, since: str | None = None) -> list[SearchHit]:
-        """Chunks nearest to ``vector`` (cosine), optionally only those published on/after ``since``."""
+    def dense_search(self, vector: np.ndarray, k: int, since: str | None = None,
+                     until: str | None = None) -> list[SearchHit]:
+        """Chunks nearest to ``vector`` (cosine), optionally only those published within ``since``..``until``
+        (ISO dates, inclusive)."""
         with self._reading() as conn:
             if conn is None or k <= 0:
                 return []
-            allowed = records.vids_since(conn, since) if since else None
+            allowed = records.vids_between(conn, since, until) if since or until else None
             if allowed is not None and not allowed:
                 return []
             pairs = self._vectors.search(vector, k, allowed)
             docs = records.chunk_documents(conn, "vid", [v for v, _ in pairs])
         return [SearchHit(docs[v], s) for v, s in pairs if v in docs]
 
-    def keyword_search(self, query: str, k: int, since: str | None = None) -> list[SearchHit]:
-        """Chunks ranked by BM25 for the query's words (FTS5), optionally only those published on/after ``since``."""
+    def keyword_search(self, query: str, k: int, since: str | None = None,
+                       until: str | None = None) -> list[SearchHit]:
+        """Chunks ranked by BM25 for the query's words (FTS5), optionally only those published within
+        ``since``..``until``."""
         with self._reading() as conn:
             if conn is None or k <= 0:
                 return []
             n = int(self.meta.get("chunks", 0))
             if not 0.9 * self._df_at <= n <= 1.1 * self._df_at:
                 self._df, self._df_at = {}, n
-            pairs = records.keyword(conn, query, k, since, df_cache=self._df)
+            pairs = records.keyword(conn, query, k, since, until, df_cache=self._df)
             docs = records.chunk_documents(conn, "vid", [v for v, _ in pairs])
         return [SearchHit(docs[v], s) for v, s in pairs if v in docs]
 
-    def search(self, query: str, k: int = 4, since: str | None = None) -> list[SearchHit]:
+    def search(self, query: str, k: int = 4, since: str | None = None, until: str | None = None) -> list[SearchHit]:
         """Dense search for a text query (embedded with the index's model)."""
         if not query.strip():
             return []
         vector = np.asarray(self.embeddings.embed_query(query), dtype=np.float32)
-        return self.dense_search(vector, k, since)
+        return self.dense_search(vector, k, since, until)
 
     def stats(self) -> dict:
         """Counts for ``python -m rag_news.store info``: articles, chunks, pass, segments, deleted vectors."""

@@ -216,11 +216,13 @@ def chunk_documents(conn: sqlite3.Connection, column: str, values: list) -> dict
     return out
 
 
-def vids_since(conn: sqlite3.Connection, since: str) -> list[int]:
-    return [r[0] for r in conn.execute("SELECT vid FROM chunks WHERE published >= ?", (since,))]
+def vids_between(conn: sqlite3.Connection, since: str | None, until: str | None) -> list[int]:
+    """Chunks of articles published within ``since``..``until`` (ISO dates, inclusive; an index range scan)."""
+    lo, hi = since or "", (until + "\uffff") if until else "\uffff"
+    return [r[0] for r in conn.execute("SELECT vid FROM chunks WHERE published >= ? AND published <= ?", (lo, hi))]
 
 
-def keyword(conn: sqlite3.Connection, query: str, k: int, since: str | None = None,
+def keyword(conn: sqlite3.Connection, query: str, k: int, since: str | None = None, until: str | None = None,
             budget: int = POSTINGS_BUDGET, df_cache: dict | None = None) -> list[tuple[int, float]]:
     """BM25 (FTS5) over chunk texts: ``(vid, score)`` best first, higher is better. ``df_cache`` keeps
     document frequencies between queries (FTS5 counts them by reading a term's postings)."""
@@ -228,10 +230,10 @@ def keyword(conn: sqlite3.Connection, query: str, k: int, since: str | None = No
     if not words:
         return []
     match = " OR ".join(f'"{w}"' for w in words)
-    if since:
+    if since or until:
         sql = ("SELECT f.rowid, bm25(chunk_fts) AS s FROM chunk_fts f JOIN chunks c ON c.vid = f.rowid "
-               "WHERE chunk_fts MATCH ? AND c.published >= ? ORDER BY s LIMIT ?")
-        rows = conn.execute(sql, (match, since, k))
+               "WHERE chunk_fts MATCH ? AND c.published >= ? AND c.published <= ? ORDER BY s LIMIT ?")
+        rows = conn.execute(sql, (match, since or "", (until + "\uffff") if until else "\uffff", k))
     else:
         rows = conn.execute("SELECT rowid, bm25(chunk_fts) AS s FROM chunk_fts WHERE chunk_fts MATCH ? "
                             "ORDER BY s LIMIT ?", (match, k))

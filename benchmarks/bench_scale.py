@@ -1,0 +1,313 @@
+"""The index at newsroom scale: synthetic chunks with precomputed vectors through the public store API.
+
+For each size (100k and 1M chunks, 3 a synthetic article, see ``_synthetic.py``), in fresh processes:
+
+* build: one pass (``upsert`` + ``commit``) per 10,000 chunks, merges as the store schedules them;
+* open the index and answer the first hybrid question (dense + keyword, ``NewsRetriever``, no LLM) in a new
+  process, after dropping the OS page cache where the machine allows it (it is then a cold start);
+* warm hybrid question p50/p95 over 200 questions; resident memory with the index open;
+* bytes written (``/proc/self/io`` wchar: every write() of the process) by an unchanged pass (20 articles
+  seen again: their records touched) and by a pass adding 20 articles (60 chunks); then over 100 such
+  passes, the segment merges they trigger included (mean, median, max per pass);
+* recall@10 of the approximate vector index against exact search, at several ``nprobe``.
+
+The baseline, at 100k only, is the snapshot-format index of rag-news 286417c (LangChain FAISS + JSON
+docstore + rank_bm25 built per process), extracted with ``git archive`` and measured the same way.
+The query embedder is a stand-in that returns each question's precomputed vector, so only storage and
+retrieval are timed.
+
+    python benchmarks/bench_scale.py [--sizes 100000 1000000] [--dir /tmp/rag-news-scale] [--no-baseline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from _common import ROOT, machine
+from _synthetic import CHUNKS_PER_ARTICLE, Corpus
+
+BASELINE_COMMIT = "286417c"
+QUESTIONS = 200
+
+
+class StandIn(Embeddings):
+    """Embeddings stand-in: each known question's precomputed vector (only storage is being measured)."""
+
+    model_name = "synthetic-768"
+    dim = 768
+
+    def __init__(self, questions):
+        self.vectors = {text: vec for text, vec, _ in questions}
+
+    def embed_query(self, text):
+        return self.vectors[text].tolist()
+
+    def embed_documents(self, texts):
+        return [self.embed_query(t) for t in texts]
+
+
+def wchar() -> int:
+    for line in open("/proc/self/io"):
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    return 0
+
+
+def rss() -> dict:
+    out = {}
+    for line in open("/proc/self/status"):
+        if line.split(":")[0] in ("VmRSS", "RssAnon", "RssFile"):
+            out[line.split(":")[0]] = round(int(line.split()[1]) / 1024)
+    return out
+
+
+def drop_caches() -> bool:
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def articles(corpus: Corpus, start: int, stop: int, day: str = "2026-11-20", first: int | None = None):
+    """``(record, chunk Documents, vectors)`` per synthetic article for chunks ``start..stop`` of one
+    generator block (``start`` a multiple of it), from chunk ``first`` on (default ``start``)."""
+    from langchain_core.documents import Document
+
+    texts, vecs = corpus.texts(start, stop), corpus.vectors(start, stop)
+    for a in range(first if first is not None else start, stop, CHUNKS_PER_ARTICLE):
+        key = f"https://news.example/a/{start}-{(a - start) // CHUNKS_PER_ARTICLE}"  # articles stay in a block
+        rows = range(a - start, min(a - start + CHUNKS_PER_ARTICLE, stop - start))
+        chunks = [Document(page_content=texts[i], metadata={"chunk_id": f"c{start + i}", "key": key, "url": key,
+                                                            "title": key, "published": day, "chunk_index": j})
+                  for j, i in enumerate(rows)]
+        rec = {"key": key, "url": key, "title": key, "published": day, "content_hash": key,
+               "text": " ".join(texts[i] for i in rows), "first_seen": day, "last_seen": day}
+        yield rec, chunks, vecs[list(rows)]
+
+
+# ------------------------------------------------------------------------------------------ rag-news
+def build(n: int, folder: Path) -> dict:
+    from rag_news.store import NewsIndex
+
+    corpus = Corpus(n)
+    shutil.rmtree(folder, ignore_errors=True)
+    t0 = time.perf_counter()
+    idx = NewsIndex.open(folder, StandIn([]), create=True)
+    merges = []
+    for start, stop in corpus.blocks():
+        for rec, chunks, vecs in articles(corpus, start, stop):
+            idx.upsert(rec, chunks, vecs)
+        merges += idx.commit().compacted or []
+    idx.close()
+    return {"build_s": round(time.perf_counter() - t0, 1), "merges": len(merges),
+            "merge_s": round(sum(m["seconds"] for m in merges), 1),
+            "disk_mb": round(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6)}
+
+
+def measure(n: int, folder: Path) -> dict:
+    """Cold open + first question, warm p50, memory, bytes per pass, recall (the index built by build())."""
+    from rag_news.retrieve import NewsRetriever
+    from rag_news.store import NewsIndex
+
+    corpus = Corpus(n)
+    questions = corpus.questions(QUESTIONS)
+    cold = drop_caches()
+    t0 = time.perf_counter()
+    idx = NewsIndex.open(folder, StandIn(questions))
+    retriever = NewsRetriever(index=idx, k=5)
+    retriever.invoke(questions[0][0])
+    first = time.perf_counter() - t0
+    times, found = [], 0
+    for text, _, i in questions[1:]:
+        t = time.perf_counter()
+        docs = retriever.invoke(text)
+        times.append(time.perf_counter() - t)
+        found += any(d.metadata["chunk_id"] == f"c{i}" for d in docs)
+    out = {"cold_cache": cold, "open_plus_first_query_s": round(first, 2),
+           "query_p50_ms": round(float(np.median(times)) * 1000, 1),
+           "query_p95_ms": round(float(np.percentile(times, 95)) * 1000, 1),
+           "source_in_top5": round(found / len(times), 3), "rss_mb": rss(),
+           "segments": [(s["kind"], s["vectors"]) for s in idx.segment_rows()]}
+    out.update(pass_bytes(idx, corpus))
+    out["recall"] = recall(idx, questions[:100])
+    out["passes_of_60_chunks"] = amortized(idx, corpus)
+    return out
+
+
+def amortized(idx, corpus: Corpus, passes: int = 100) -> dict:
+    """Bytes written per pass over ``passes`` passes of 20 new articles each, the merges they trigger included."""
+    extra = Corpus(corpus.n + 20_000)
+    sizes, merges = [], 0
+    start = corpus.n + 10_000  # a fresh generator block, after pass_bytes' chunks
+    for p in range(passes):
+        w = wchar()
+        for rec, chunks, vecs in articles(extra, start, start + (p + 1) * 60, day="2026-11-26", first=start + p * 60):
+            idx.upsert(rec, chunks, vecs)
+        merges += len(idx.commit().compacted or [])
+        sizes.append(wchar() - w)
+    return {"passes": passes, "mean_mb": round(float(np.mean(sizes)) / 1e6, 2),
+            "median_mb": round(float(np.median(sizes)) / 1e6, 2), "max_mb": round(max(sizes) / 1e6, 2),
+            "merges": merges}
+
+
+def pass_bytes(idx, corpus: Corpus) -> dict:
+    keys = [f"https://news.example/a/0-{a}" for a in range(0, 20 * 7, 7)]
+    w = wchar()
+    for k in keys:
+        idx.touch(k, last_seen="2026-11-26T12:00:00+00:00")
+    idx.commit()
+    unchanged = wchar() - w
+    extra = Corpus(corpus.n + 10_000)  # 60 new chunks: the start of the next generator block
+    w = wchar()
+    for rec, chunks, vecs in articles(extra, corpus.n, corpus.n + 60, day="2026-11-26"):
+        idx.upsert(rec, chunks, vecs)
+    result = idx.commit()
+    return {"unchanged_pass_bytes": unchanged, "add_20_articles_bytes": wchar() - w,
+            "add_pass_merges": len(result.compacted or [])}
+
+
+def recall(idx, questions) -> dict:
+    """recall@10 of the live vector index (IVF where the store built one) against exact search."""
+    import faiss
+
+    from rag_news.store import vectors as vec
+
+    segs = idx.segment_rows()
+    if all(s["kind"] == "flat" for s in segs):
+        return {"note": "exact search only (no approximate segment)"}
+    q = np.stack([v for _, v, _ in questions]).astype(np.float32)
+    exact = []
+    for s in segs:
+        index = faiss.read_index(str(vec.flat_path(idx.path / "vectors", s["name"])), faiss.IO_FLAG_MMAP_IFC)
+        scores, ids = index.search(q, 10)
+        exact.append((scores, ids))
+    scores = np.concatenate([e[0] for e in exact], axis=1)
+    ids = np.concatenate([e[1] for e in exact], axis=1)
+    truth = [set(ids[r][np.argsort(-scores[r])[:10]]) for r in range(len(q))]
+    out = {}
+    for nprobe in (4, 8, 16, 32, 64):
+        idx._vectors.nprobe = nprobe
+        t = time.perf_counter()
+        got = [{v for v, _ in idx._vectors.search(q[r], 10)} for r in range(len(q))]
+        ms = (time.perf_counter() - t) / len(q) * 1000
+        out[f"nprobe_{nprobe}"] = {"recall_at_10": round(float(np.mean([len(a & b) / 10 for a, b in zip(truth, got)])), 3),
+                                   "dense_ms": round(ms, 2)}
+    idx._vectors.nprobe = idx.options.nprobe
+    return out
+
+
+# ------------------------------------------------------------------------------------------ baseline
+def baseline(n: int, folder: Path) -> dict:
+    """The snapshot-format store of rag-news 286417c: build, then the same measures (runs with that code)."""
+    import rag_news
+    from rag_news.retrieve import NewsRetriever
+    from rag_news.store import NewsIndex
+
+    assert "baseline" in rag_news.__file__, rag_news.__file__
+    corpus = Corpus(n)
+    questions = corpus.questions(QUESTIONS)
+    emb = StandIn(questions)
+    shutil.rmtree(folder, ignore_errors=True)
+    t0 = time.perf_counter()
+    idx = NewsIndex(emb, meta={"embedding_model": emb.model_name})
+    for start, stop in corpus.blocks():
+        for rec, chunks, vecs in articles(corpus, start, stop):
+            idx.upsert(rec, chunks, vecs)
+    idx.save(folder)
+    built = time.perf_counter() - t0
+    del idx
+    cold = drop_caches()
+    t0 = time.perf_counter()
+    idx = NewsIndex.load(folder, emb)
+    retriever = NewsRetriever(index=idx, k=5)
+    retriever.invoke(questions[0][0])
+    first = time.perf_counter() - t0
+    times = []
+    for text, _, _ in questions[1:]:
+        t = time.perf_counter()
+        retriever.invoke(text)
+        times.append(time.perf_counter() - t)
+    w = wchar()
+    idx.save(folder)  # an unchanged pass rewrites the snapshot
+    unchanged = wchar() - w
+    w = wchar()
+    for rec, chunks, vecs in articles(Corpus(n + 10_000), n, n + 60, day="2026-11-26"):
+        idx.upsert(rec, chunks, vecs)
+    idx.save(folder)
+    added = wchar() - w
+    return {"build_s": round(built, 1), "cold_cache": cold, "open_plus_first_query_s": round(first, 2),
+            "query_p50_ms": round(float(np.median(times)) * 1000, 1),
+            "query_p95_ms": round(float(np.percentile(times, 95)) * 1000, 1), "rss_mb": rss(),
+            "unchanged_pass_bytes": unchanged, "add_20_articles_bytes": added}
+
+
+def child(what: str, n: int, folder: Path, pythonpath: str | None = None) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath + os.pathsep + str(Path(__file__).parent)
+    out = subprocess.run([sys.executable, __file__, "--child", what, str(n), str(folder)], env=env,
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{what} {n} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def baseline_code(dest: Path) -> Path:
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BASELINE_COMMIT, "rag_news"], capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def mb(b: int) -> str:
+    return f"{b / 1e6:.2f} MB"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--dir", default="/tmp/rag-news-scale")
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        what, n, folder = args.child
+        print(json.dumps({"build": build, "measure": measure, "baseline": baseline}[what](int(n), Path(folder))))
+        return
+    root = Path(args.dir)
+    print(f"machine: {machine()}")
+    results = {}
+    for n in args.sizes:
+        b = child("build", n, root / f"index-{n}")
+        m = child("measure", n, root / f"index-{n}")
+        results[n] = m
+        print(f"\n== rag-news, {n:,} chunks ==\nbuild {b}\n" + json.dumps(m, indent=1), flush=True)
+        if n == 100_000 and not args.no_baseline:
+            code = baseline_code(root / "baseline")
+            base = child("baseline", n, root / f"baseline-index-{n}", pythonpath=str(code))
+            print(f"\n== baseline (rag-news {BASELINE_COMMIT}), {n:,} chunks ==\n" + json.dumps(base, indent=1))
+            print(f"ratio open+first: {base['open_plus_first_query_s'] / m['open_plus_first_query_s']:.1f}x, "
+                  f"warm p50: {base['query_p50_ms'] / m['query_p50_ms']:.1f}x, unchanged pass bytes: "
+                  f"{mb(base['unchanged_pass_bytes'])} vs {mb(m['unchanged_pass_bytes'])}", flush=True)
+        shutil.rmtree(root / f"index-{n}", ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
+    if 1_000_000 in results:
+        print(f"open_plus_first_query_s_1m: {results[1_000_000]['open_plus_first_query_s']}")
+
+
+if __name__ == "__main__":
+    main()
