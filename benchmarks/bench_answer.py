@@ -1,14 +1,16 @@
-"""Answering quality on news-qa with the offline default model (the packaged SmolLM2-135M-Instruct).
+"""Answering quality and speed on news-qa with the offline default reader (packaged Qwen2.5-Coder-1.5B-
+Instruct, Q4_K_M, on llama.cpp), and on the sample site's dated questions.
 
-The 91 benchmark pages are served on 127.0.0.1 and indexed by the real pipeline (Chromium -> clean ->
-chunk -> all-mpnet-base-v2 -> FAISS); then every question goes through ``rag_news.eval``'s code path
-(NewsQA: retrieval, prompt, generation, checks) with the model loaded once. Variants, same index, one run:
+The 91 benchmark pages are served on 127.0.0.1 and indexed by the real pipeline (as bench_retrieval.py);
+every question goes through ``rag_news.eval`` (NewsQA: retrieval, prompt, generation, checks), the model
+loaded once. Variants of the passages shown (k, and the budget in embedding-model tokens within which the
+sentences closest to the question are kept; 0 = whole passages), same index, one run. For the default
+variant the effect of a relevance floor (best passage cosine below it: abstain without asking the model)
+and of the figure check (answers whose figures no passage holds are withheld) is read off the same rows.
+Scores: hit@1, answer accuracy, abstention accuracy, grounded citations (non-abstained answers whose cited
+passage holds their key figure or name), median seconds and prompt tokens per question.
 
-* default: passages compressed to the 384 tokens of sentences closest to the question, relevance floor
-  0.5, figures checked against the passages (what the small model gets by default);
-* whole passages: the 5 passages as retrieved, no floor, no check (the model on its own).
-
-    python benchmarks/bench_answer.py [--index-dir /tmp/rag-news-news-qa-index] [--out-dir /tmp]
+    python benchmarks/bench_answer.py [--index-dir /tmp/rag-news-news-qa-index] [--variants 5:768 4:512 3:0]
 """
 
 from __future__ import annotations
@@ -16,24 +18,73 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+import tempfile
 import time
 from pathlib import Path
 
-from _common import NEWS_QA, load_pages, machine, serve_pages
+from _common import NEWS_QA, ROOT, load_pages, machine, serve_pages
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rag_news import NewsQA, Settings, index_urls  # noqa: E402
-from rag_news.eval import evaluate, read_questions  # noqa: E402
+from rag_news.answer import prompt_template  # noqa: E402
+from rag_news.context import format_passages  # noqa: E402
+from rag_news.eval import evaluate, read_questions, score  # noqa: E402
+from rag_news.sample_site import serve, site_urls  # noqa: E402
 from rag_news.store import NewsIndex  # noqa: E402
 
 ISOLATE = ("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",)  # see bench_scrape.py
+
+
+def prompt_tokens(qa: NewsQA, question: str) -> int:
+    text = prompt_template().invoke({"context": format_passages(qa.passages(question)), "question": question,
+                                     "today": qa.today.isoformat()}).to_messages()[0].content
+    return len(qa.llm.client.tokenize(text.encode("utf-8")))
+
+
+def floors_and_check(questions: list[dict], rows: dict[str, dict]) -> list[str]:
+    """What a relevance floor, and dropping the figure check, would have done (read off the rows)."""
+    lines = []
+    for floor in (0.0, 0.2, 0.25, 0.3, 0.35, 0.4):
+        adjusted = {i: ({**r, "abstained": True, "answer": "I don't know"} if (r.get("relevance") or 1) < floor else r)
+                    for i, r in rows.items()}
+        s = score(questions, adjusted, 4)
+        lines.append(f"  floor {floor:.2f}: accuracy {s['answer_accuracy']:.3f}  abstention {s['abstention_accuracy']:.3f}")
+    unchecked = {i: ({**r, "abstained": False, "answer": r["raw_answer"]} if r.get("raw_answer") else r)
+                 for i, r in rows.items()}
+    s = score(questions, unchecked, 4)
+    lines.append(f"  without the figure check: accuracy {s['answer_accuracy']:.3f}  abstention "
+                 f"{s['abstention_accuracy']:.3f}  (withheld by it: {sum(bool(r.get('raw_answer')) for r in rows.values())})")
+    return lines
+
+
+def run_variant(base: NewsQA, settings: Settings, questions: list[dict], k: int, budget: int, out: Path) -> dict:
+    qa = NewsQA(settings.replace(k=k, context_tokens=budget), index=base.index, llm=base.llm, llm_info=base.info)
+    t = time.perf_counter()
+    with open(out, "w", encoding="utf-8") as f:
+        rows, scores = evaluate(questions, qa, out=f, k=4)
+    scores["wall_seconds"] = round(time.perf_counter() - t, 1)
+    scores["median_prompt_tokens"] = statistics.median(prompt_tokens(qa, q["question"]) for q in questions)
+    return {"scores": scores, "rows": {r["id"]: r for r in rows}}
+
+
+def dated(settings: Settings) -> dict:
+    """The sample site's dated questions (data/dated-questions.jsonl), answered on 2026-11-23."""
+    with tempfile.TemporaryDirectory() as tmp:
+        s = settings.replace(index_dir=Path(tmp) / "index", today="2026-11-23")
+        with serve() as base:
+            index_urls(site_urls(base), s)
+        qa = NewsQA(s)
+        _, scores = evaluate(read_questions(ROOT / "data" / "dated-questions.jsonl"), qa, k=4)
+    return scores
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--index-dir", default="/tmp/rag-news-news-qa-index")
     ap.add_argument("--out-dir", default="/tmp")
+    ap.add_argument("--variants", nargs="+", default=["5:768", "4:512", "3:0"], help="k:budget (budget 0: whole)")
     args = ap.parse_args()
     settings = Settings.load(index_dir=args.index_dir, progress=False, browser_args=ISOLATE)
     questions = read_questions(NEWS_QA / "questions.jsonl")
@@ -42,39 +93,25 @@ def main() -> None:
         with serve_pages(pages) as base:
             report = index_urls([f"{base}/{k}.html" for k in pages], settings)
         print(f"indexed {report.pages_ok}/{len(pages)} pages, {report.chunks_total} chunks")
-    print(f"machine: {machine()}")
-    base_qa = NewsQA(settings)
-    base_qa.warm_up()
-    print(f"model: {base_qa.info.model} (substituted for {base_qa.info.substituted_for})")
-    variants = {
-        "default (compressed 384 tok, floor 0.5, figure check)": {},
-        "whole passages, no floor, no check": dict(context_tokens=0, min_relevance=0.0, verify=False),
-    }
+    base_qa = NewsQA(settings).warm_up()
+    print(f"machine: {machine()}; reader: {base_qa.info.model} on {base_qa.info.backend} "
+          f"(substituted for {base_qa.info.substituted_for})")
     results = {}
-    for name, kw in variants.items():
-        qa = NewsQA(settings.replace(**kw), index=base_qa.index, llm=base_qa.llm, llm_info=base_qa.info)
-        out = Path(args.out_dir) / f"news-qa-{'default' if not kw else 'whole'}.jsonl"
-        t = time.perf_counter()
-        with open(out, "w", encoding="utf-8") as f:
-            _, scores = evaluate(questions, qa, out=f, k=4)
-        scores["wall_seconds"] = round(time.perf_counter() - t, 1)
-        results[name] = scores
-        print(f"{name}: " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                                      for k, v in scores.items()) + f"  -> {out}")
-    # where is the answer lost? an accepted answer in the passages shown (compressed) / retrieved (whole)
-    from rag_news.eval import has_phrase
-    answerable = [q for q in questions if q.get("answers")]
-    shown = whole = 0
-    for q in answerable:
-        texts_whole = " ".join(d.page_content for d in base_qa.retrieve(q["question"]))
-        texts_shown = " ".join(d.page_content for d in base_qa.passages(q["question"]))
-        whole += any(has_phrase(texts_whole, a) for a in q["answers"])
-        shown += any(has_phrase(texts_shown, a) for a in q["answers"])
-    print(f"answer text present in the 5 retrieved passages: {whole / len(answerable):.3f}; "
-          f"in the compressed passages the small model sees: {shown / len(answerable):.3f}")
-    d = results["default (compressed 384 tok, floor 0.5, figure check)"]
-    print(json.dumps(results))
-    print(f"answer_accuracy: {d['answer_accuracy']:.3f}")
+    for variant in args.variants:
+        k, budget = (int(x) for x in variant.split(":"))
+        name = f"k={k}, " + (f"{budget}-token budget" if budget else "whole passages")
+        out = Path(args.out_dir) / f"news-qa-k{k}-b{budget}.jsonl"
+        results[name] = run_variant(base_qa, settings, questions, k, budget, out)
+        print(f"{name}: " + "  ".join(f"{key} {v:.3f}" if isinstance(v, float) else f"{key} {v}"
+                                      for key, v in results[name]["scores"].items()) + f"  -> {out}", flush=True)
+    first = next(iter(results))
+    print(f"{first}, read off its rows:")
+    print("\n".join(floors_and_check(questions, results[first]["rows"])))
+    d = dated(settings)
+    print("dated questions (sample site, today 2026-11-23): " + "  ".join(
+        f"{key} {v:.3f}" if isinstance(v, float) else f"{key} {v}" for key, v in d.items()))
+    print(json.dumps({k: v["scores"] for k, v in results.items()}))
+    print(f"answer_accuracy: {results[first]['scores']['answer_accuracy']:.3f}")
 
 
 if __name__ == "__main__":

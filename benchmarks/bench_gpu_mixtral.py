@@ -1,7 +1,7 @@
 """The 4-bit Mixtral path at full size on one GPU, with random weights: decode speed, prefill speed, memory.
 
 Issue 11. The model is the product's: ``rag_news.llm.quantization_config`` gives the BitsAndBytesConfig
-(NF4, double quant, bf16 compute on CUDA), ``rag_news.llm._model_class`` picks the class
+(NF4, double quant, bf16 compute on CUDA), ``rag_news.llm.model_class`` picks the class
 (``MixtralLinearExpertsForCausalLM``: per-expert ``nn.Linear`` so the experts are quantized too), and
 transformers' own bitsandbytes quantizer swaps the linears for ``Linear4bit`` (lm_head stays 16-bit, the
 router is not a linear) exactly as ``from_pretrained`` does. Only the weights differ: no checkpoint is read.
@@ -102,7 +102,7 @@ def build_model(config_name: str, device: str, seed: int):
     on_cuda = device == "cuda"
     bnb_config, qname = llm.quantization_config(settings.Settings(quantization="nf4"), on_cuda)
     config = MixtralConfig(**CONFIGS[config_name], bos_token_id=1, eos_token_id=2, pad_token_id=2)
-    cls = llm._model_class(config, bnb_config)
+    cls = llm.model_class(config, bnb_config)
     if cls is not mixtral.MixtralLinearExpertsForCausalLM:
         raise SystemExit(f"rag_news.llm chose {cls.__name__}, not the per-expert class: nothing to measure")
     dtype = bnb_config.bnb_4bit_compute_dtype  # load_hf_model's dtype: bf16/fp16 on CUDA, fp32 on CPU

@@ -42,30 +42,30 @@ def add_answer_flags(ap: argparse.ArgumentParser) -> None:
     g = ap.add_argument_group("answering (each also RAG_NEWS_<NAME> or a key in the TOML config)")
     g.add_argument("--k", type=int, help="passages shown to the model (default 5)")
     g.add_argument("--since", help="only articles published on or after this date (YYYY-MM-DD)")
+    g.add_argument("--until", help="only articles published on or before this date (YYYY-MM-DD)")
+    g.add_argument("--today", help="answer as if today were this date (YYYY-MM-DD; default: the real date)")
     g.add_argument("--backend", choices=["hf", "llamacpp", "openai", "mistral"], help="default hf")
-    g.add_argument("--model", dest="llm_model", help="Hub id, local folder or .gguf file; 'smollm2' = the "
-                   "packaged small model (default mistralai/Mixtral-8x7B-Instruct-v0.1)")
+    g.add_argument("--model", dest="llm_model", help="Hub id, local folder or .gguf file; packaged readers: "
+                   "qwen2.5-1.5b, qwen2.5-0.5b, smollm2 (default mistralai/Mixtral-8x7B-Instruct-v0.1; offline "
+                   "without a GPU: qwen2.5-1.5b)")
     g.add_argument("--quantization", choices=["auto", "nf4", "fp4", "int8", "none"],
                    help="hf backend: auto = nf4 on CUDA, none on CPU")
     g.add_argument("--max-new-tokens", type=int)
     g.add_argument("--temperature", type=float, help="0 = greedy (default)")
     g.add_argument("--context-tokens", type=int, help="keep only the passage sentences closest to the "
-                   "question, up to this many tokens (default: whole passages, 384 for the packaged small model; 0 = whole)")
+                   "question, up to this many tokens (default: by reader, see README; 0 = whole passages)")
     g.add_argument("--reranker", help="cross-encoder id or folder to rerank passages")
     g.add_argument("--base-url", dest="llm_base_url", help="openai/mistral backends: server URL, e.g. "
                    "http://127.0.0.1:8000/v1")
 
 
-_ANSWER_KEYS = ("k", "since", "backend", "llm_model", "quantization", "max_new_tokens", "temperature",
+_ANSWER_KEYS = ("k", "since", "until", "today", "backend", "llm_model", "quantization", "max_new_tokens", "temperature",
                 "context_tokens", "reranker", "llm_base_url")
 
 
 def answer_settings_from_args(args: argparse.Namespace) -> Settings:
     keys = _FLAG_KEYS + _ANSWER_KEYS
     settings = Settings.load(config=args.config, **{k: getattr(args, k, None) for k in keys})
-    if settings.since:
-        from .retrieve import parse_since
-        parse_since(settings.since)
     return settings
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import argparse
 
-import sys
-
 from .cli import add_answer_flags, add_settings_flags, answer_settings_from_args, run, setup_logging
 from .index import print_report
 from .pipeline import index_urls, open_index
@@ -41,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if not report.pages_ok:
         return 1
     from .answer import NewsQA
+    from .ask import print_answer
 
     qa = NewsQA(settings, index=index)
     print("\nLoading the answering model…", flush=True)
@@ -49,18 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         print(qa.info.notice())
     for question in args.question or DEFAULT_QUESTIONS:
         print(f"\nQ: {question}\nA: ", end="", flush=True)
-        a = qa.ask(question, on_token=lambda t: (sys.stdout.write(t), sys.stdout.flush()))
-        if a.note and a.raw_answer:
-            print(f"\n   ({a.note}; the model said: {a.raw_answer!r})\nA: {a.answer}", end="")
-        print()
+        a = print_answer(qa, question)
         for src in a.sources:
             if src.n in a.cited or not a.cited:
                 mark = "cited" if src.n in a.cited else "shown"
                 print(f"   [{src.n}] {mark}: {src.title} — {src.url}")
-        if a.citations_added:
-            print("   (the model gave no [n]; the citation was matched from the answer's words)")
-        if a.note and not a.raw_answer:
-            print(f"   ({a.note})")
     return 0
 
 

@@ -8,7 +8,9 @@ written (``id``, ``question``, ``answer``, ``sources`` (URLs, retrieval order), 
 * retrieval hit@1 / hit@k: the question's page is among the first 1 / k distinct retrieved articles
   (its ``url``, or a served URL whose path holds its ``page_id``);
 * answer accuracy: an accepted answer occurs in the answer as a whole phrase and the system did not abstain;
-* abstention accuracy: on the unanswerable questions, the system abstained.
+* abstention accuracy: on the unanswerable questions, the system abstained (its own verdict: "I don't
+  know, but ... [1]" is an answer, not an abstention);
+* grounded citations: of the answers that assert a figure or name, the share whose cited passage holds it.
 """
 
 from __future__ import annotations
@@ -25,8 +27,6 @@ from .cli import add_answer_flags, add_settings_flags, answer_settings_from_args
 from .errors import ConfigError
 
 PROG = "python -m rag_news.eval"
-REFUSAL = re.compile(r"\b(i don't know|i do not know|cannot (answer|find|determine)|no information|"
-                     r"not (mentioned|stated|provided) in)", re.I)
 
 
 def read_questions(path: Path) -> list[dict]:
@@ -75,13 +75,26 @@ def score(questions: list[dict], rows: dict[str, dict], k: int) -> dict:
             for q in answerable) / len(answerable)
     if unanswerable:
         out["abstention_accuracy"] = sum(_abstained(rows[q["id"]]) for q in unanswerable) / len(unanswerable)
+    checked = [r["grounded"] for r in rows.values() if r.get("grounded") is not None]
+    if checked:
+        out["grounded_citations"] = sum(checked) / len(checked)
     secs = [r["seconds"] for r in rows.values()]
     out["median_seconds"] = statistics.median(secs) if secs else 0.0
     return out
 
 
 def _abstained(row: dict) -> bool:
-    return bool(row.get("abstained")) or bool(REFUSAL.search(row.get("answer") or ""))
+    return bool(row.get("abstained"))
+
+
+def grounded(a) -> bool | None:
+    """For an answer (not an abstention): does a passage it cites hold its key figure or name? (None when
+    it abstained or asserts nothing checkable.)"""
+    from .checks import contains
+
+    if a.abstained or not a.key_terms:
+        return None
+    return any(contains(a.sources[n - 1].text, t) for n in a.cited for t in a.key_terms)
 
 
 def evaluate(questions: list[dict], qa, out=None, k: int = 4, progress: bool = False) -> tuple[list[dict], dict]:
@@ -95,7 +108,9 @@ def evaluate(questions: list[dict], qa, out=None, k: int = 4, progress: bool = F
             a = qa.ask(q["question"])
             row = {"id": q["id"], "question": q["question"], "answer": a.answer, "sources": a.retrieved,
                    "abstained": a.abstained, "cited": [a.sources[n - 1].url for n in a.cited],
-                   "note": a.note, "seconds": round(time.perf_counter() - t, 3)}
+                   "grounded": grounded(a), "bad_citations": a.bad_citations, "note": a.note,
+                   "raw_answer": a.raw_answer, "relevance": a.relevance, "timings": a.timings,
+                   "seconds": round(time.perf_counter() - t, 3)}
             rows.append(row)
             if out is not None:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -145,5 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script: the same one-line errors as ``python -m rag_news.eval``."""
     run(main, PROG)
+
+
+if __name__ == "__main__":
+    cli()

@@ -67,5 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script: the same one-line errors as ``python -m rag_news.index``."""
     run(main, "python -m rag_news.index")
+
+
+if __name__ == "__main__":
+    cli()

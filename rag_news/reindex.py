@@ -155,5 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script: the same one-line errors as ``python -m rag_news.reindex``."""
     run(main, PROG)
+
+
+if __name__ == "__main__":
+    cli()

@@ -7,8 +7,9 @@ Entry point: :class:`NewsRetriever`, a LangChain ``BaseRetriever`` over an index
    that embeddings blur;
 2. reciprocal-rank fusion merges the two rankings (``1 / (rrf_k + rank)`` summed);
 3. at most ``max_per_article`` passages per article, so one long article does not fill every slot;
-4. optionally only articles published on or after ``since`` (ISO date), filtered inside the store's
-   searches (an index on the date), so the whole index is never scanned;
+4. optionally only articles published within ``since``..``until`` (ISO dates), filtered inside the store's
+   searches (an index on the date), so the whole index is never scanned; without explicit bounds, a date
+   the question names ("yesterday", "in October") is the window, and "latest" adds a recency ranking;
 5. optionally a cross-encoder reranks the first ``rerank_candidates`` and the best ``k`` are kept.
 
 Returned ``Document``s carry ``metadata["score"]`` (fused) and ``metadata["dense_score"]`` (cosine).
@@ -19,16 +20,18 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-import numpy as np
 from pydantic import ConfigDict
 
+from .dates import Window, time_window
 from .errors import ConfigError
 
-def parse_since(value: str | date | None) -> str | None:
-    """Normalise a ``--since`` value to ``YYYY-MM-DD`` (or ``None``)."""
+
+def parse_since(value: str | date | None, flag: str = "--since") -> str | None:
+    """Normalise a ``--since`` / ``--until`` value to ``YYYY-MM-DD`` (or ``None``)."""
     if value is None or value == "":
         return None
     if isinstance(value, date):
@@ -36,11 +39,17 @@ def parse_since(value: str | date | None) -> str | None:
     try:
         return date.fromisoformat(str(value)[:10]).isoformat()
     except ValueError:
-        raise ConfigError(f"--since expects a date like 2026-11-01, got {value!r}") from None
+        raise ConfigError(f"{flag} expects a date like 2026-11-01, got {value!r}") from None
 
 
 class NewsRetriever(BaseRetriever):
-    """Hybrid (dense + BM25) retrieval with per-article de-duplication over an index (any ``Store``)."""
+    """Hybrid (dense + BM25) retrieval with per-article de-duplication over an index (any ``Store``).
+
+    ``since`` / ``until``: ISO dates bounding the articles' publication (inclusive). ``read_dates``: when
+    neither is given, a date the question names ("yesterday", "this week", "in October") becomes the
+    window and "latest"/"recent" adds a recency ranking to the fusion (see :mod:`rag_news.dates`), relative
+    to ``today`` (default: the real date).
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -51,36 +60,58 @@ class NewsRetriever(BaseRetriever):
     rrf_k: int = 60
     max_per_article: int = 2
     since: str | None = None
+    until: str | None = None
+    read_dates: bool = True
+    today: date | None = None
     reranker: Any = None  # a sentence-transformers CrossEncoder (or anything with .predict(pairs))
     rerank_candidates: int = 20
 
-    def candidates(self, query: str, fetch: int, since: str | None) -> dict[str, dict]:
-        """Dense and keyword candidates fused by reciprocal rank: ``{chunk_id: {doc, score, dense}}``."""
+    def window(self, query: str, since: str | None = None, until: str | None = None) -> Window:
+        """The date window a search uses: explicit bounds, else the question's own dates."""
+        since = parse_since(since if since is not None else self.since)
+        until = parse_since(until if until is not None else self.until, flag="--until")
+        if since or until or not self.read_dates:
+            return Window(since, until)
+        return time_window(query, self.today or date.today())
+
+    def candidates(self, query: str, fetch: int, window: Window) -> dict[str, dict]:
+        """Dense and keyword candidates (and, for "latest" questions, their order by date) fused by
+        reciprocal rank: ``{chunk_id: {doc, score, dense}}``."""
         idx = self.index
         vector = np.asarray(idx.embeddings.embed_query(query), dtype=np.float32)
-        rankings = [idx.dense_search(vector, fetch, since=since)]
-        if self.use_bm25:
-            rankings.append(idx.keyword_search(query, fetch, since=since))
+        bounds = [(window.since, window.until)] if window.strict else [(None, None)]
+        if not window.strict and (window.since or window.until):
+            bounds.append((window.since, window.until))  # a preference: in-window passages rank twice
+        rankings = []  # (is it the dense ranking, hits)
+        for since, until in bounds:
+            rankings.append((True, idx.dense_search(vector, fetch, since=since, until=until)))
+            if self.use_bm25:
+                rankings.append((False, idx.keyword_search(query, fetch, since=since, until=until)))
         fused: dict[str, dict] = {}
-        for i, hits in enumerate(rankings):
+        for dense, hits in rankings:
             for rank, hit in enumerate(hits):
                 entry = fused.setdefault(hit.chunk_id, {"doc": hit.document, "score": 0.0, "dense": None})
                 entry["score"] += 1.0 / (self.rrf_k + rank + 1)
-                if i == 0:
+                if dense:
                     entry["dense"] = hit.score
+        if window.recent:
+            by_date = sorted(fused, key=lambda c: str(fused[c]["doc"].metadata.get("published") or ""), reverse=True)
+            for rank, cid in enumerate(by_date):
+                fused[cid]["score"] += 1.0 / (self.rrf_k + rank + 1)
         return fused
 
-    def search(self, query: str, k: int | None = None, since: str | None = None) -> list[Document]:
-        """The ``k`` best passages for ``query`` (at most ``max_per_article`` per article), optionally only
-        from articles published on or after ``since``."""
+    def search(self, query: str, k: int | None = None, since: str | None = None,
+               until: str | None = None) -> list[Document]:
+        """The ``k`` best passages for ``query`` (at most ``max_per_article`` per article) within the
+        date window (see the class docstring)."""
         k = k or self.k
-        since = parse_since(since if since is not None else self.since)
-        if not query.strip() or self.index.chunk_count == 0:
+        if not query.strip():
             return []
-        fused = self.candidates(query, max(self.fetch_k, k * 4), since)
+        window = self.window(query, since, until)
+        want = max(k, self.rerank_candidates) if self.reranker is not None else k
+        fused = self.candidates(query, max(self.fetch_k, want * 4), window)
         out: list[Document] = []
         per_article: dict[str, int] = {}
-        want = max(k, self.rerank_candidates) if self.reranker is not None else k
         for cid in sorted(fused, key=lambda c: -fused[c]["score"]):
             d = fused[cid]["doc"]
             key = d.metadata.get("key") or d.metadata.get("url")
@@ -88,7 +119,8 @@ class NewsRetriever(BaseRetriever):
                 continue
             per_article[key] = per_article.get(key, 0) + 1
             out.append(Document(page_content=d.page_content, id=cid, metadata={
-                **d.metadata, "score": fused[cid]["score"], "dense_score": fused[cid]["dense"]}))
+                **d.metadata, "score": fused[cid]["score"], "dense_score": fused[cid]["dense"],
+                "window": window.phrase, "window_filtered": bool(window.strict and (window.since or window.until))}))
             if len(out) >= want:
                 break
         if self.reranker is not None and out:

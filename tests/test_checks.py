@@ -1,0 +1,49 @@
+"""Checks on answers (rag_news.checks): abstention, citations, key terms, invented figures, attribution."""
+
+from langchain_core.documents import Document
+
+from rag_news.checks import (ABSTAIN, attribute, citations, contains, is_abstention, key_terms, restates,
+                             supporting, unsupported_figures)
+
+
+def _doc(text, n=1):
+    return Document(page_content=text, metadata={"title": f"Story {n}", "url": f"http://127.0.0.1/{n}.html"})
+
+
+def test_only_the_bare_abstention_sentence_is_an_abstention():
+    assert is_abstention(ABSTAIN) and is_abstention("I don’t know based on the indexed articles")
+    assert is_abstention("") and is_abstention("I do not know.")
+    assert not is_abstention("I don't know, but the plant cost 118 million euros [1].")
+    assert not is_abstention("The plant cost 118 million euros [1].")
+
+
+def test_citations_in_range_and_out_of_range_are_told_apart():
+    found = citations("It opened [2][3], see also [9] and [1, 2]; and [4-5].", 4)
+    assert found.valid == [2, 3, 1, 4] and found.out_of_range == [9, 5]
+
+
+def test_citation_markers_are_not_figures():
+    docs = [_doc("The wing has 36 beds.")]
+    assert unsupported_figures("It has 36 beds, as passage [4] says [1].", "How many beds?", docs) == []
+    assert unsupported_figures("It has 40 beds, 2 more than in 2025.", "Beds in 2025?", docs) == ["2", "40"]
+
+
+def test_key_terms_are_the_answers_figures_and_names_beyond_the_question():
+    terms = key_terms("Mara Ellison said the plant cost 118 million euros [1].", "What did the plant cost?")
+    assert terms == ["118", "Mara", "Ellison"]
+    assert contains("Cost: 1,180 euros", "1180") and not contains("It cost 118 euros", "11")
+    assert contains("said Mara Ellison", "Ellison") and not contains("Ellisonia", "Ellison")
+
+
+def test_supporting_passages_and_attribution():
+    docs = [_doc("Construction cost 118 million euros."), _doc("The wing has 36 beds and 12 nurses.", n=2)]
+    assert supporting(["36", "12"], docs) == [2] and supporting(["999"], docs) == []
+    assert attribute("The wing has 36 beds.", "How many beds?", docs) == [2]
+    assert attribute("It was expensive: construction cost a lot of euros.", "Cost?", docs) == [1]
+    assert attribute("Nothing related here at all.", "Cost?", docs) == []
+
+
+def test_an_answer_that_only_restates_the_question_is_caught():
+    assert restates("The hospital opened a new wing this week [1].", "Which hospital opened a new wing this week?")
+    assert not restates("St Brennan's opened a children's wing [2].", "Which hospital opened a new wing this week?")
+    assert not restates("", "Which hospital?")
