@@ -1,26 +1,35 @@
 """``python -m rag_news.ask "question"``: answer from the index, streaming tokens, then the sources.
 
+With no question, an interactive session: the model and the index are loaded once, then every line you
+type is a question (arrow keys recall earlier ones; ``:since DATE`` / ``:until DATE`` set a window,
+``:quit`` or Ctrl-D ends). ``--server URL`` (or ``RAG_NEWS_SERVER``) asks a running ``rag_news.serve``
+instead of loading anything here.
+
 Exit codes: 0 answered (an abstention is an answer), 1 a one-line error (no index, bad question, model not
-found, GPU asked for but absent, backend extra missing), 2 bad flags.
+found, GPU asked for but absent, backend extra missing, server unreachable), 2 bad flags.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .cli import add_answer_flags, add_settings_flags, answer_settings_from_args, run, setup_logging
+from .errors import RagNewsError
 
 PROG = "python -m rag_news.ask"
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=PROG, description="Answer a question from the indexed news articles.")
-    ap.add_argument("question", help="the question (quote it)")
+    ap.add_argument("question", nargs="?", help="the question (quote it); none: an interactive session")
     ap.add_argument("--no-stream", action="store_true", help="print the answer when it is complete")
     ap.add_argument("--json", action="store_true", help="print one JSON object (question, answer, sources, "
                     "abstained, timings) and nothing else on stdout")
+    ap.add_argument("--server", help="ask a running rag_news.serve at this URL (default: $RAG_NEWS_SERVER)")
+    ap.add_argument("--token", help="bearer token for --server (default: $RAG_NEWS_SERVER_TOKEN)")
     add_answer_flags(ap)
     add_settings_flags(ap)
     return ap
@@ -32,29 +41,94 @@ def main(argv: list[str] | None = None) -> int:
     from .answer import NewsQA, check_question
 
     settings = answer_settings_from_args(args)
-    question = check_question(args.question)  # before loading anything
-    qa = NewsQA(settings)
-    qa.index  # a missing index is reported before the model loads
-    qa.llm
-    notice = qa.info.notice() if qa.info else None
-    if notice:
-        print(notice, file=sys.stderr)
-    if args.json:
-        answer = qa.ask(question)
-        print(json.dumps(answer.as_dict(), ensure_ascii=False))
-        return 0
-    if args.no_stream:
-        answer = qa.ask(question)
-        print(answer.answer)
+    question = check_question(args.question) if args.question is not None else None  # before loading anything
+    server = args.server or os.environ.get("RAG_NEWS_SERVER")
+    if server:
+        from .client import ServerQA
+        qa = ServerQA(server, token=args.token or os.environ.get("RAG_NEWS_SERVER_TOKEN"),
+                      timeout=settings.request_timeout)
     else:
-        answer = qa.ask(question, on_token=lambda t: (sys.stdout.write(t), sys.stdout.flush()))
+        qa = NewsQA(settings)
+        qa.index  # a missing index is reported before the model loads
+        qa.llm
+        if qa.info and qa.info.notice():
+            print(qa.info.notice(), file=sys.stderr)
+    if question is None:
+        return session(qa, settings)
+    if args.json:
+        print(json.dumps(qa.ask(question).as_dict(), ensure_ascii=False))
+        return 0
+    answer = print_answer(qa, question, stream=not args.no_stream)
+    print_sources(answer)
+    return 0
+
+
+def session(qa, settings) -> int:
+    """Questions from the terminal (or stdin) until ``:quit`` or end of input; the model stays loaded."""
+    history = settings.cache_dir / "ask_history"
+    try:
+        import readline
+        history.parent.mkdir(parents=True, exist_ok=True)
+        if history.exists():
+            readline.read_history_file(history)
+    except (ImportError, OSError):
+        readline = None
+    window = {"since": settings.since, "until": settings.until}
+    prompt = "? " if sys.stdin.isatty() else ""
+    while True:
+        try:
+            line = input(prompt).strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            break
+        if not line:
+            continue
+        if line in (":quit", ":q", "quit", "exit"):
+            break
+        if line.startswith((":since", ":until")):
+            name, _, value = line[1:].partition(" ")
+            window[name] = value.strip() or None
+            print(f"({name} {window[name] or 'cleared'})")
+            continue
+        try:
+            print_sources(print_answer(qa, line, since=window["since"], until=window["until"]))
+        except RagNewsError as e:
+            print(f"error: {e}", file=sys.stderr)
+        sys.stdout.flush()
+    if readline is not None:
+        try:
+            readline.write_history_file(history)
+        except OSError:
+            pass
+    return 0
+
+
+def print_answer(qa, question: str, stream: bool = True, since: str | None = None, until: str | None = None):
+    """Stream (or print) the answer; a withheld answer is marked as such where its tokens were shown."""
+    from .answer import Answer, Retraction
+
+    answer, shown = None, False
+    for item in qa.stream(question, since=since, until=until):
+        if isinstance(item, Answer):
+            answer = item
+        elif isinstance(item, Retraction):
+            print(f"\n[withdrawn: {item.reason}]")
+        elif stream:
+            sys.stdout.write(item)
+            sys.stdout.flush()
+            shown = True
+    if shown:
         print()
-        if answer.raw_answer is not None:  # the streamed text was withheld after the check
-            print(f"({answer.note})\n{answer.answer}")
+    if not shown or answer.raw_answer is not None:
+        print(answer.answer)
     if answer.note and answer.raw_answer is None:
         print(f"({answer.note})", file=sys.stderr)
     if answer.citations_added:
         print("(the model cited no passage; * marks the one its answer was matched to)", file=sys.stderr)
+    return answer
+
+
+def print_sources(answer) -> None:
     print()
     if not answer.sources:
         print("No passages matched the question.")
@@ -65,8 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     t = answer.timings
     print(f"\nretrieve {t['retrieve']:.2f}s · generate {t['generate']:.2f}s · {answer.model or ''}",
           file=sys.stderr)
-    return 0
+
+
+def cli() -> None:
+    """The ``rag-news-ask`` console script: the same one-line errors as ``python -m rag_news.ask``."""
+    run(main, PROG)
 
 
 if __name__ == "__main__":
-    run(main, PROG)
+    cli()

@@ -43,7 +43,7 @@ def test_json_answer(news_index):
 
 def test_streamed_answer_then_numbered_sources(news_index):
     p = run("rag_news.ask", ["--index-dir", str(news_index.index_dir), "--max-new-tokens", "40",
-                             "What is the population of Paris?"], news_index)
+                             "--model", "smollm2", "What is the population of Paris?"], news_index)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.startswith("I don't know based on the indexed articles.")
     assert "[1] " in p.stdout and "http://127.0.0.1:" in p.stdout
@@ -58,7 +58,8 @@ def test_errors_are_one_line_with_a_nonzero_exit(news_index, tmp_path):
     one_line_error(run("rag_news.ask", [*idx, "--model", str(tmp_path / "nope"), "q?"], news_index),
                    "does not exist")
     one_line_error(run("rag_news.ask", [*idx, "--device", "cuda", "q?"], news_index), "no CUDA GPU")
-    one_line_error(run("rag_news.ask", [*idx, "--since", "last week", "q?"], news_index), "--since")
+    one_line_error(run("rag_news.ask", [*idx, "--since", "last week", "q?"], news_index), "since")
+    one_line_error(run("rag_news.ask", [*idx, "--until", "soon", "q?"], news_index), "until")
     one_line_error(run("rag_news.ask", [*idx, "--backend", "mistral", "q?"], news_index, MISTRAL_API_KEY=""),
                    "MISTRAL_API_KEY")
     # backend extra missing: simulated by hiding the installed package from the import system

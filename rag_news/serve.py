@@ -1,0 +1,406 @@
+"""``python -m rag_news.serve``: answer questions over HTTP with the model and the index loaded once.
+
+Endpoints (FastAPI, served by uvicorn, bound to 127.0.0.1 unless ``--host`` says otherwise):
+
+* ``POST /ask`` — ``{"question", "since"?, "until"?, "stream"?}``: the answer as JSON (question, answer,
+  sources, cited, abstained, timings), or, with ``"stream": true`` or ``Accept: text/event-stream``,
+  Server-Sent Events: ``token`` (``{"text"}``) as generated, ``retraction`` if the checks withhold what was
+  streamed, then ``answer`` (the same JSON);
+* ``GET /search?q=...&k=5&since=&until=`` — the passages retrieval finds (no model involved);
+* ``GET /health`` — index counts and pass, model, queue;
+* ``POST /v1/chat/completions`` (and ``GET /v1/models``) — OpenAI-compatible, streaming or not, so chat
+  front-ends can use it: the last user message is the question; the sources follow the answer.
+
+One generation runs at a time; up to ``--queue`` requests wait for it, more get HTTP 429 with
+``Retry-After``. Questions are limited in length, bodies in size (413) and in how slowly they may arrive
+(408), generation in time (``--max-generation-s``). ``--token`` (or ``RAG_NEWS_SERVER_TOKEN``) requires
+``Authorization: Bearer <token>`` on everything but ``/health``. Errors are JSON
+(``{"error": {"message", "type"}}``), never a traceback. A newer index pass is picked up by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from datetime import date
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .answer import MAX_QUESTION_CHARS, Answer, NewsQA, Retraction, check_question
+from .errors import ConfigError, IndexNotFound, RagNewsError
+from .settings import Settings
+
+PROG = "python -m rag_news.serve"
+log = logging.getLogger("rag_news.serve")
+_DONE = object()
+
+
+class Busy(Exception):
+    """The queue is full."""
+
+
+class TimedOut(Exception):
+    """Generation ran past its time limit."""
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    since: date | None = None
+    until: date | None = None
+    stream: bool = False
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # OpenAI clients send many fields; the ones used are checked
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+
+
+class Service:
+    """One :class:`~rag_news.answer.NewsQA` (model and index loaded once), one generation at a time,
+    ``queue_size`` requests waiting at most, each generation stopped after ``max_generation_s``."""
+
+    def __init__(self, qa: NewsQA, queue_size: int = 8, max_generation_s: float = 120.0):
+        self.qa, self.queue_size, self.max_generation_s = qa, queue_size, max_generation_s
+        self.waiting = 0
+        self.served = 0
+        self._gate: asyncio.Semaphore | None = None
+
+    def full(self) -> bool:
+        return self.waiting >= self.queue_size
+
+    async def answer(self, question: str, since: str | None, until: str | None) -> AsyncIterator[Any]:
+        """The stream's items (tokens, a retraction, the :class:`Answer`, then ``{"queue_wait_s"}``)."""
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(1)
+        if self.full():
+            raise Busy()
+        self.waiting += 1
+        queued = time.perf_counter()
+        try:
+            await self._gate.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            wait = time.perf_counter() - queued
+            async for item in self._generate(question, since, until):
+                yield item
+            self.served += 1
+            yield {"queue_wait_s": round(wait, 3)}
+        finally:
+            self._gate.release()
+
+    async def _generate(self, question: str, since: str | None, until: str | None) -> AsyncIterator[Any]:
+        """Run ``NewsQA.stream`` in a worker thread; stop it at the deadline or when the consumer goes."""
+        loop, items, stop = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
+
+        def work() -> None:
+            gen = self.qa.stream(question, since=since, until=until)
+            try:
+                for item in gen:
+                    loop.call_soon_threadsafe(items.put_nowait, item)
+                    if stop.is_set():
+                        break
+            except BaseException as e:  # noqa: BLE001 - handed to the request's task
+                loop.call_soon_threadsafe(items.put_nowait, e)
+            finally:
+                gen.close()
+                loop.call_soon_threadsafe(items.put_nowait, _DONE)
+
+        worker = loop.run_in_executor(None, work)
+        deadline = time.monotonic() + self.max_generation_s
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(items.get(), max(deadline - time.monotonic(), 0.001))
+                except asyncio.TimeoutError:
+                    raise TimedOut(f"generation took longer than {self.max_generation_s:g}s") from None
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            await worker  # the model is free again before the next request starts
+
+
+# ------------------------------------------------------------------------------------------ the app
+def _error(status: int, message: str, kind: str, headers: dict | None = None):
+
+    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status, headers=headers)
+
+
+def _iso(d: date | str | None) -> str | None:
+    return d.isoformat() if isinstance(d, date) else d
+
+
+def create_app(service: Service, token: str | None = None, max_body_bytes: int = 65_536,
+               body_timeout_s: float = 10.0):
+    """The FastAPI application (see the module docstring)."""
+
+    app = FastAPI(title="rag-news", version="0.1.0", docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        """Bearer token, body size and body arrival time, before any endpoint sees the request."""
+        if token and request.url.path != "/health" and request.headers.get("authorization") != f"Bearer {token}":
+            return _error(401, "missing or wrong bearer token", "unauthorized", {"WWW-Authenticate": "Bearer"})
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > max_body_bytes:
+            return _error(413, f"request body over {max_body_bytes} bytes", "too_large")
+        if request.method == "POST":
+            try:
+                body = await asyncio.wait_for(_read_capped(request, max_body_bytes), body_timeout_s)
+            except asyncio.TimeoutError:
+                return _error(408, f"the request body did not arrive within {body_timeout_s:g}s", "timeout")
+            except ValueError as e:
+                return _error(413, str(e), "too_large")
+            request._body = body  # read once here; FastAPI reuses it
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return _error(422, f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request body",
+                      "invalid_request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc: StarletteHTTPException):
+        return _error(exc.status_code, str(exc.detail), "http_error")
+
+    @app.exception_handler(Exception)
+    async def crashed(request, exc: Exception):
+        log.exception("request %s %s failed", request.method, request.url.path)
+        return _error(500, "internal error (logged on the server)", "server_error")
+
+    _routes(app, service)
+    return app
+
+
+async def _read_capped(request, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ValueError(f"request body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _mistake(e: Exception):
+    """A request-level failure as its JSON error response."""
+    if isinstance(e, Busy):
+        return _error(429, "busy: the answer queue is full, retry shortly", "busy", {"Retry-After": "2"})
+    if isinstance(e, TimedOut):
+        return _error(504, str(e), "timeout")
+    if isinstance(e, ConfigError):
+        return _error(400, str(e), "invalid_request")
+    if isinstance(e, IndexNotFound):
+        return _error(503, str(e), "no_index")
+    return _error(500, str(e), "server_error")
+
+
+def _routes(app, service: Service) -> None:
+
+    @app.get("/health")
+    def health():
+        qa = service.qa
+        stats = qa.index.stats() if qa._index is not None else {}
+        return {"status": "ok", "index": {k: stats.get(k) for k in ("articles", "chunks", "pass")},
+                "model": qa.info.model if qa.info else None,
+                "queue": {"waiting": service.waiting, "capacity": service.queue_size, "served": service.served}}
+
+    @app.get("/search")
+    def search(q: str = Query(min_length=1, max_length=MAX_QUESTION_CHARS), k: int = Query(5, ge=1, le=50),
+               since: date | None = None, until: date | None = None):
+        try:
+            docs = service.qa.retriever.search(check_question(q), k=k, since=_iso(since), until=_iso(until))
+        except RagNewsError as e:
+            return _mistake(e)
+        return {"query": q, "passages": [{"n": n, "url": d.metadata.get("url"), "title": d.metadata.get("title"),
+                                          "published": d.metadata.get("published"), "score": d.metadata.get("score"),
+                                          "text": d.page_content} for n, d in enumerate(docs, 1)]}
+
+    @app.post("/ask")
+    async def ask(body: AskRequest, request: Request):
+        try:
+            question = check_question(body.question)
+        except RagNewsError as e:
+            return _mistake(e)
+        if service.full():  # say so with the status code, before a stream starts
+            return _mistake(Busy())
+        events = service.answer(question, _iso(body.since), _iso(body.until))
+        if body.stream or "text/event-stream" in request.headers.get("accept", ""):
+            return await _sse(events, _ask_events)
+        return await _complete(events, lambda a, wait: {**a.as_dict(), "queue_wait_s": wait})
+
+    @app.get("/v1/models")
+    def models():
+        return {"object": "list", "data": [{"id": "rag-news", "object": "model", "owned_by": "rag-news"}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: ChatRequest):
+        question = _last_user_message(body)
+        try:
+            question = check_question(question)
+        except RagNewsError as e:
+            return _mistake(e)
+        if service.full():
+            return _mistake(Busy())
+        events = service.answer(question, None, None)
+        cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        if body.stream:
+            return await _sse(events, lambda item: _chat_chunks(item, cid, created), done="[DONE]")
+        return await _complete(events, lambda a, wait: _chat_completion(a, cid, created))
+
+
+
+async def _complete(events, build):
+    """Run a request's answer to its end; the JSON ``build(answer, queue_wait_s)`` or an error response."""
+
+    answer, wait = None, 0.0
+    try:
+        async for item in events:
+            if isinstance(item, Answer):
+                answer = item
+            elif isinstance(item, dict):
+                wait = item["queue_wait_s"]
+    except (Busy, TimedOut, RagNewsError) as e:
+        return _mistake(e)
+    return JSONResponse(build(answer, wait))
+
+
+async def _sse(events, convert, done: str | None = None):
+    """Stream a request's answer as Server-Sent Events (a failure after the start is an ``error`` event)."""
+
+    async def stream():
+        try:
+            async for item in events:
+                for event in convert(item):
+                    yield event
+        except (Busy, TimedOut, RagNewsError) as e:
+            yield {"event": "error", "data": json.dumps({"error": {"message": str(e) or "busy", "type": "error"}})}
+        if done:
+            yield {"data": done}
+
+    return EventSourceResponse(stream(), ping=15)
+
+
+def _ask_events(item) -> list[dict]:
+    if isinstance(item, str):
+        return [{"event": "token", "data": json.dumps({"text": item}, ensure_ascii=False)}]
+    if isinstance(item, Retraction):
+        return [{"event": "retraction", "data": json.dumps({"reason": item.reason}, ensure_ascii=False)}]
+    if isinstance(item, Answer):
+        return [{"event": "answer", "data": json.dumps(item.as_dict(), ensure_ascii=False)}]
+    return [{"event": "done", "data": json.dumps(item)}]
+
+
+def _last_user_message(body: ChatRequest) -> str:
+    for m in reversed(body.messages):
+        if m.role == "user":
+            if isinstance(m.content, list):  # content parts: keep the text ones
+                return " ".join(p.get("text", "") for p in m.content if p.get("type") == "text")
+            return m.content or ""
+    return ""
+
+
+def _sources_text(a: Answer) -> str:
+    cited = [s for s in a.sources if s.n in a.cited] or ([] if a.abstained else a.sources)
+    return "" if not cited else "\n\nSources:\n" + "\n".join(f"[{s.n}] {s.title} — {s.url}" for s in cited)
+
+
+def _chunk(cid: str, created: int, delta: dict, finish: str | None = None) -> dict:
+    payload = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": "rag-news",
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return {"data": json.dumps(payload, ensure_ascii=False)}
+
+
+def _chat_chunks(item, cid: str, created: int) -> list[dict]:
+    if isinstance(item, str):
+        return [_chunk(cid, created, {"role": "assistant", "content": item})]
+    if isinstance(item, Retraction):
+        return [_chunk(cid, created, {"content": f"\n\n[withdrawn: {item.reason}]\n"})]
+    if isinstance(item, Answer):
+        tail = item.answer if item.raw_answer is not None else ""
+        return [_chunk(cid, created, {"content": tail + _sources_text(item)}, "stop")]
+    return []
+
+
+def _chat_completion(a: Answer, cid: str, created: int) -> dict:
+    return {"id": cid, "object": "chat.completion", "created": created, "model": "rag-news",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": a.answer + _sources_text(a)},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, "rag_news": a.as_dict()}
+
+
+# ------------------------------------------------------------------------------------------ command
+def build_parser() -> argparse.ArgumentParser:
+    from .cli import add_answer_flags, add_settings_flags
+
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (default: $RAG_NEWS_SERVER_TOKEN)")
+    ap.add_argument("--queue", type=int, default=8, help="requests that may wait for the model (default 8)")
+    ap.add_argument("--max-generation-s", type=float, default=120.0, help="stop a generation after this long")
+    ap.add_argument("--max-body-bytes", type=int, default=65_536)
+    ap.add_argument("--lazy", action="store_true", help="load the model on the first question, not at start")
+    add_answer_flags(ap)
+    add_settings_flags(ap)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    from .cli import answer_settings_from_args, setup_logging
+
+    args = build_parser().parse_args(argv)
+    setup_logging(True)
+    settings = answer_settings_from_args(args)
+    if args.queue < 1 or args.max_generation_s <= 0:
+        raise ConfigError("--queue must be at least 1 and --max-generation-s positive")
+    qa = NewsQA(settings)
+    qa.index  # a missing index is reported now, in one line
+    if not args.lazy:
+        log.info("loading the model and the index")
+        qa.warm_up()
+        if qa.info and qa.info.notice():
+            log.warning("%s", qa.info.notice())
+    app = create_app(Service(qa, args.queue, args.max_generation_s),
+                     token=args.token or os.environ.get("RAG_NEWS_SERVER_TOKEN"), max_body_bytes=args.max_body_bytes)
+    log.info("serving on http://%s:%d", args.host, args.port)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=5)
+    return 0
+
+
+def cli() -> None:
+    from .cli import run
+    run(main, PROG)
+
+
+if __name__ == "__main__":
+    cli()
