@@ -168,16 +168,17 @@ def best_relevance(docs: Sequence[Document]) -> float | None:
 
 
 def build_chain(retriever, llm, compress: Callable[[str, list[Document]], list[Document]] | None = None,
-                min_relevance: float = 0.0, today: date | None = None) -> Runnable:
+                min_relevance: float = 0.0, today: date | None = None, k: int | None = None) -> Runnable:
     """The RAG chain: question -> ``{"question", "passages", "answer"}`` (passages = what the model saw).
 
     ``retriever``: a :class:`~rag_news.retrieve.NewsRetriever` (``since``/``until`` in the input reach it)
     or any LangChain retriever. ``compress``: fits the passages to a budget. ``min_relevance``: below it
     the chain answers :data:`ABSTAIN` without calling the model. ``today``: the date the prompt states.
+    ``k``: passages to retrieve (default: the retriever's own).
     """
     def find(x: dict) -> list[Document]:
         if hasattr(retriever, "search"):
-            docs = retriever.search(x["question"], since=x.get("since"), until=x.get("until"))
+            docs = retriever.search(x["question"], k=k, since=x.get("since"), until=x.get("until"))
         else:
             docs = retriever.invoke(x["question"])
         return compress(x["question"], docs) if compress is not None and docs else docs
@@ -271,7 +272,7 @@ class NewsQA:
     def retriever(self):
         if self._retriever is None:
             from .retrieve import NewsRetriever
-            self._retriever = NewsRetriever(index=self.index, k=self.settings.k, since=self.settings.since,
+            self._retriever = NewsRetriever(index=self.index, k=self.settings.k or 5, since=self.settings.since,
                                             until=self.settings.until, today=self.today,
                                             reranker=self._load_reranker())
         return self._retriever
@@ -291,6 +292,10 @@ class NewsQA:
     def _reader_default(self, name: str):
         from .llm import reader_defaults
         return reader_defaults(self.info)[name]
+
+    def passage_count(self) -> int:
+        """Passages retrieved for the prompt (``k``)."""
+        return self.settings.k or self._reader_default("k")
 
     def context_budget(self) -> int | None:
         """Passage budget in embedding-model tokens (None: whole passages)."""
@@ -313,16 +318,18 @@ class NewsQA:
             compress = None
             if budget:
                 compress = lambda q, docs: compress_passages(q, docs, self.index.embeddings, budget)  # noqa: E731
-            self._chain = build_chain(self.retriever, llm, compress, self.relevance_floor(), self.today)
+            self._chain = build_chain(self.retriever, llm, compress, self.relevance_floor(), self.today,
+                                      k=self.passage_count())
         return self._chain
 
     # ------------------------------------------------------------------ asking
     def retrieve(self, question: str, since: str | None = None, until: str | None = None) -> list[Document]:
         """The ranked passages for ``question`` (before compression)."""
-        return self.retriever.search(check_question(question), since=since, until=until)
+        return self.retriever.search(check_question(question), k=self.passage_count(), since=since, until=until)
 
     def passages(self, question: str, since: str | None = None, until: str | None = None) -> list[Document]:
         """The passages the model is shown for ``question``: retrieved, then fitted to the context budget."""
+        self.llm  # the reader decides k and the budget
         docs = self.retrieve(question, since=since, until=until)
         budget = self.context_budget()
         return compress_passages(question, docs, self.index.embeddings, budget) if budget and docs else docs

