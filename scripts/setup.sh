@@ -63,6 +63,6 @@ if [ -n "$BUILD_PID" ] && ! wait "$BUILD_PID"; then
 fi
 "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null || $PIP install -q "$(ls "$WHEELS"/llama_cpp_python-*.whl | head -n 1)"
 if [ "$FOR_TESTS" = 1 ]; then  # llama.cpp's OpenAI-compatible server, which the backend tests run on 127.0.0.1
-  "$VENV/bin/python" -c "import llama_cpp.server" 2>/dev/null || $PIP install -q "$(ls "$WHEELS"/llama_cpp_python-*.whl | head -n 1)[server]"
+  "$VENV/bin/python" -c "import llama_cpp.server.app" 2>/dev/null || $PIP install -q "$(ls "$WHEELS"/llama_cpp_python-*.whl | head -n 1)[server]"
 fi
 echo "setup: ready ($("$VENV/bin/python" -c 'import torch, rag_news; print("rag-news", rag_news.__version__, "torch", torch.__version__)'))" >&2
