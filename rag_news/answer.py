@@ -235,6 +235,7 @@ class NewsQA:
         self._info = llm_info
         self._retriever = None
         self._chain = None
+        self._sentence_vectors = None
 
     # ------------------------------------------------------------------ loading
     @property
@@ -311,13 +312,21 @@ class NewsQA:
     def verifies(self) -> bool:
         return self.settings.verify if self.settings.verify is not None else True
 
+    @property
+    def sentence_vectors(self):
+        """The embedder with sentence vectors kept between questions (for passage compression)."""
+        if self._sentence_vectors is None:
+            from .context import SentenceVectors
+            self._sentence_vectors = SentenceVectors(self.index.embeddings)
+        return self._sentence_vectors
+
     def chain(self) -> Runnable:
         """The LCEL chain :meth:`stream` and :meth:`ask` run (built once)."""
         if self._chain is None:
             llm, budget = self.llm, self.context_budget()
             compress = None
             if budget:
-                compress = lambda q, docs: compress_passages(q, docs, self.index.embeddings, budget)  # noqa: E731
+                compress = lambda q, docs: compress_passages(q, docs, self.sentence_vectors, budget)  # noqa: E731
             self._chain = build_chain(self.retriever, llm, compress, self.relevance_floor(), self.today,
                                       k=self.passage_count())
         return self._chain
@@ -332,7 +341,7 @@ class NewsQA:
         self.llm  # the reader decides k and the budget
         docs = self.retrieve(question, since=since, until=until)
         budget = self.context_budget()
-        return compress_passages(question, docs, self.index.embeddings, budget) if budget and docs else docs
+        return compress_passages(question, docs, self.sentence_vectors, budget) if budget and docs else docs
 
     def stream(self, question: str, since: str | None = None, until: str | None = None
                ) -> Iterator[str | Retraction | Answer]:

@@ -6,11 +6,16 @@
 * :func:`compress_passages` — within ``budget_tokens``, the sentences closest to the question (cosine with
   the index's embedding model), each passage keeping its chosen sentences in order; the budget is never
   exceeded (a sentence too long for what is left is cut to fit).
+* :class:`SentenceVectors` — the embedder with a bounded memory of sentence vectors, so a long-lived
+  :class:`~rag_news.answer.NewsQA` (server, interactive session) embeds a passage's sentences once, not
+  on every question that retrieves it.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from typing import Sequence
 
 from langchain_core.documents import Document
@@ -35,6 +40,42 @@ def format_passages(docs: Sequence[Document]) -> str:
             head += f" — published {sanitize(str(m['published'])[:10], True)}"
         parts.append(f"{head}\n{sanitize(d.page_content)}")
     return "\n\n".join(parts)
+
+
+class SentenceVectors:
+    """``embedder`` (an :class:`~rag_news.embed.Embedder`) with the vectors of the last ``capacity``
+    distinct texts kept (least recently used dropped first; 20,000 mpnet vectors are 61 MB). Has the
+    ``embed_array`` and ``tokenizer`` that :func:`compress_passages` uses; thread-safe."""
+
+    def __init__(self, embedder, capacity: int = 20_000):
+        self.embedder, self.capacity = embedder, capacity
+        self._vectors: OrderedDict[str, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def tokenizer(self):
+        return self.embedder.tokenizer
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def embed_array(self, texts: Sequence[str]):
+        """One normalised row per text, in order; only texts not kept already reach the model."""
+        import numpy as np
+
+        texts = list(texts)
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+            if missing:
+                for t, v in zip(missing, self.embedder.embed_array(missing)):
+                    self._vectors[t] = v
+            rows = []
+            for t in texts:
+                self._vectors.move_to_end(t)
+                rows.append(self._vectors[t])
+            while len(self._vectors) > self.capacity:
+                self._vectors.popitem(last=False)
+        return np.stack(rows) if rows else self.embedder.embed_array([])
 
 
 def _sentences(docs: Sequence[Document]) -> list[tuple[int, int, str]]:

@@ -48,3 +48,38 @@ def test_a_budget_smaller_than_the_best_sentence_is_never_exceeded(small_embedde
         used = sum(len(small_embedder.tokenizer.encode(s, add_special_tokens=False))
                    for d in out for s in [d.page_content])
         assert 0 < used <= budget, (budget, used)
+
+
+class _CountingEmbedder:
+    """A real embedder that records which texts reach the model."""
+
+    def __init__(self, embedder):
+        self.inner, self.seen = embedder, []
+
+    @property
+    def tokenizer(self):
+        return self.inner.tokenizer
+
+    def embed_array(self, texts):
+        self.seen.append(list(texts))
+        return self.inner.embed_array(texts)
+
+
+def test_sentence_vectors_embed_each_sentence_once_and_give_the_same_passages(small_embedder):
+    import numpy as np
+
+    from rag_news.context import SentenceVectors
+
+    docs = [_doc("The weather was mild. The new library will open in the old tram depot on Quarry Lane. "
+                 "Parking is limited."), _doc("A cat show took place. Prizes were given.", n=2)]
+    counting = _CountingEmbedder(small_embedder)
+    kept = SentenceVectors(counting, capacity=6)
+    question = "Where will the new library open?"
+    first = compress_passages(question, docs, kept, budget_tokens=24)
+    second = compress_passages("When does the library open?", docs, kept, budget_tokens=24)
+    assert [d.page_content for d in first] == [d.page_content for d in compress_passages(
+        question, docs, small_embedder, budget_tokens=24)]
+    assert counting.seen[1] == ["When does the library open?"]  # the passages' sentences were kept
+    assert len(kept) == 6  # bounded: 5 sentences + 2 questions, the oldest dropped
+    assert second and np.allclose(kept.embed_array(["Prizes were given."]),
+                                  small_embedder.embed_array(["Prizes were given."]), atol=1e-5)
