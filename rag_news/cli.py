@@ -15,6 +15,9 @@ def add_settings_flags(ap: argparse.ArgumentParser) -> None:
     g = ap.add_argument_group("settings (each also RAG_NEWS_<NAME> or a key in the TOML config)")
     g.add_argument("--config", help="TOML settings file (default: $RAG_NEWS_CONFIG)")
     g.add_argument("--index-dir", help="index folder (default: data/index)")
+    g.add_argument("--index-backend", choices=["faiss", "milvus"], help="where the index lives (default faiss)")
+    g.add_argument("--milvus-uri", help="milvus backend: a path (Milvus Lite, default INDEX_DIR/milvus.db) or "
+                   "http://host:19530 (a Milvus server)")
     g.add_argument("--browser", dest="browser_path", help="Chromium executable (default: chromium on PATH, "
                    "else Playwright's browser)")
     g.add_argument("--concurrency", type=int, help="pages open at once (default 4)")
@@ -30,7 +33,7 @@ def add_settings_flags(ap: argparse.ArgumentParser) -> None:
     g.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
 
 
-_FLAG_KEYS = ("index_dir", "browser_path", "concurrency", "page_timeout", "retries", "embedding_model",
+_FLAG_KEYS = ("index_dir", "index_backend", "milvus_uri", "browser_path", "concurrency", "page_timeout", "retries", "embedding_model",
               "embedding_backend", "device", "progress")
 
 

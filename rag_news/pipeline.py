@@ -24,8 +24,8 @@ from .errors import ConfigError, RagNewsError
 from .fetch import FetchRequest, FetchResult, Fetched, check_url, fetch
 from .sources import Target
 from .settings import Settings
-from .store import NewsIndex, open_store
-from .urls import normalize_url
+from .store import NewsIndex, open_store, read_meta
+from .urls import normalize_url, shard_of
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,12 @@ def distinct_targets(targets: Iterable[Target]) -> tuple[dict[str, Target], int]
 def update_index(targets: Iterable[Target], settings: Settings | None = None,
                  index_dir: str | Path | None = None, embedder: Embedder | None = None,
                  progress: bool | None = None, *, remove_stale: bool = False, sources: list | None = None,
-                 now: datetime | None = None, wait: bool = False) -> IndexReport:
+                 now: datetime | None = None, wait: bool = False,
+                 shard: tuple[int, int] | None = None) -> IndexReport:
     """One incremental pass over ``targets`` (article URLs), committed atomically to ``index_dir``.
+
+    ``shard``: ``(I, N)`` — only the targets, and the indexed articles, whose URL hashes to shard I of N
+    (:func:`rag_news.urls.shard_of`), so N workers can pass over one (Milvus) index at once.
 
     Phases: fetch (plain HTTP first, Chromium where a page needs it; known pages are asked for
     conditionally, and a 304 only touches their record) -> dedupe (unchanged content hash: touch; text
@@ -144,7 +148,9 @@ def update_index(targets: Iterable[Target], settings: Settings | None = None,
     settings = settings or Settings.load()
     index_dir = Path(index_dir or settings.index_dir)
     by_key, variants = distinct_targets(targets)
-    if not by_key and not remove_stale:
+    if shard is not None:
+        by_key = {k: t for k, t in by_key.items() if shard_of(k, shard[1]) == shard[0]}
+    if not by_key and not remove_stale and shard is None:
         raise RagNewsError("no URLs given")
     _check_writable(index_dir)
     embedder = embedder or Embedder(settings)
@@ -152,7 +158,7 @@ def update_index(targets: Iterable[Target], settings: Settings | None = None,
     idx = open_or_create(index_dir, embedder, settings)  # validates before any fetching
     with idx.writer(wait=wait):
         run = _Pass(idx, settings, report, now or datetime.now(timezone.utc), sources or [],
-                    settings.show_progress() if progress is None else progress)
+                    settings.show_progress() if progress is None else progress, shard)
         wanted = run.skip_expired(by_key)
         fresh = run.dedupe(run.fetch(wanted), wanted)
         run.embed(fresh, embedder)
@@ -167,8 +173,8 @@ class _Pass:
     """The phases of one :func:`update_index` pass, sharing the index, the settings and the report."""
 
     def __init__(self, idx: NewsIndex, settings: Settings, report: IndexReport, now: datetime, sources: list,
-                 progress: bool):
-        self.idx, self.settings, self.report, self.now = idx, settings, report, now
+                 progress: bool, shard: tuple[int, int] | None = None):
+        self.idx, self.settings, self.report, self.now, self.shard = idx, settings, report, now, shard
         self.stamp = _iso(now)
         self.max_age = {s.name: s.max_age_days for s in sources if getattr(s, "max_age_days", None)}
         self.progress = progress
@@ -329,6 +335,8 @@ class _Pass:
         """Stage the removal of articles past the retention period or their maximum age."""
         retention = self.settings.retention_days
         for rec in self.idx.iter_articles():
+            if self.shard and shard_of(rec["key"], self.shard[1]) != self.shard[0]:
+                continue  # another worker's article
             seen = _when(rec.get("last_seen")) or _when(rec.get("first_seen"))
             if retention is not None and seen and self.now - seen > timedelta(days=retention):
                 reason = f"not seen for more than {retention:g} days"
@@ -370,7 +378,7 @@ def open_index(index_dir: str | Path | None = None, settings: Settings | None = 
     """Open an index for search, with the embedding model it was built with."""
     settings = settings or Settings.load()
     index_dir = Path(index_dir or settings.index_dir)
-    meta = NewsIndex.read_meta(index_dir)
+    meta = read_meta(settings, index_dir)
     model = meta.get("embedding_model") or settings.embedding_model
     embedder = Embedder(settings.replace(embedding_model=model))
     return open_store(settings, embedder, index_dir=index_dir)

@@ -2,7 +2,9 @@
 
 One pass: discover article URLs from the ``[[sources]]`` of the settings file (URL lists, RSS/Atom feeds,
 sitemaps), then :func:`rag_news.pipeline.update_index` with removal of stale articles. Prints a summary
-line (``--json``: one JSON object a pass). ``--every`` repeats passes in this process (a tick whose
+line (``--json``: one JSON object a pass). ``--shard I/N`` takes only the URLs (and indexed articles) of
+shard I of N, by a stable hash of the URL: with the Milvus backend N workers run at once, one per shard.
+``--every`` repeats passes in this process (a tick whose
 predecessor is still running is skipped); SIGTERM / Ctrl-C end it after the current pass.
 
 Exit status: 0 when the pass completed (even with some failed URLs) or another re-index holds the lock
@@ -30,6 +32,7 @@ from .errors import ConfigError, IndexLocked, NothingIndexed, RagNewsError
 from .pipeline import IndexReport, update_index
 from .settings import ENV_PREFIX, Settings
 from .sources import Source, discover, load_sources
+from .urls import parse_shard
 
 PROG = "python -m rag_news.reindex"
 log = logging.getLogger("rag_news.reindex")
@@ -52,8 +55,9 @@ def parse_every(text: str) -> float:
 
 
 def run_pass(settings: Settings, sources: list[Source], *, wait: bool = False, now: datetime | None = None,
-             base_url: str | None = None, embedder=None) -> IndexReport:
-    """Discover, then update the index (removing stale articles). Raises on problems that stop the pass."""
+             base_url: str | None = None, embedder=None, shard: tuple[int, int] | None = None) -> IndexReport:
+    """Discover, then update the index (removing stale articles). Raises on problems that stop the pass.
+    ``shard``: ``(I, N)``, only this worker's share of the URLs (see :func:`rag_news.pipeline.update_index`)."""
     t0 = time.perf_counter()
     found = discover(sources, timeout=settings.page_timeout, user_agent=settings.user_agent, now=now,
                      base_url=base_url)
@@ -62,7 +66,7 @@ def run_pass(settings: Settings, sources: list[Source], *, wait: bool = False, n
     if not found.targets and found.failed and len(found.failed) >= len(sources):
         raise NothingIndexed("no source could be read: " + "; ".join(f"{f['url']}: {f['reason']}" for f in found.failed))
     report = update_index(found.targets, settings, remove_stale=True, sources=sources, now=now, wait=wait,
-                          embedder=embedder)
+                          embedder=embedder, shard=shard)
     report.pages_failed = found.failed + report.pages_failed
     report.duplicates += found.duplicates
     report.discovered += found.duplicates
@@ -88,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--wait", action="store_true", help="wait for another re-index to finish instead of exiting")
     ap.add_argument("--base-url", help="join relative entries of `urls` sources to this base")
     ap.add_argument("--json", action="store_true", help="print one JSON object a pass on stdout")
+    ap.add_argument("--shard", help="I/N: only shard I of N of the URLs (stable hash); run N workers at once "
+                    "with the milvus backend")
     add_settings_flags(ap)
     return ap
 
@@ -105,11 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     if not sources:
         raise ConfigError(f"{config} has no [[sources]] (see data/sources.example.toml)")
     every = parse_every(args.every) if args.every else None
+    shard = parse_shard(args.shard) if args.shard else None
     embedder = Embedder(settings)  # lazy: loaded by the first pass that embeds, then kept for the next ones
 
     def one() -> int:
         try:
-            report = run_pass(settings, sources, wait=args.wait, base_url=args.base_url, embedder=embedder)
+            report = run_pass(settings, sources, wait=args.wait, base_url=args.base_url, embedder=embedder,
+                              shard=shard)
         except IndexLocked:
             log.info("another re-index is running on %s; this pass is skipped", settings.index_dir)
             print("another re-index is running", file=sys.stderr)

@@ -41,6 +41,9 @@ def _default_cache_dir() -> Path:
 class Settings:
     # where the index lives, and how its vectors are searched
     index_dir: Path = Path("data/index")
+    index_backend: str = "faiss"  # faiss: SQLite + FAISS files in index_dir; milvus: a Milvus collection pair
+    milvus_uri: str | None = None  # a path runs Milvus Lite in-process (default index_dir/milvus.db); http://host:19530 a server
+    milvus_collection: str = "rag_news"  # prefix of the two collections (<prefix>_chunks, <prefix>_records)
     vector_index: str = "auto"  # auto: exact search, IVF for merged segments of >= ivf_min_vectors; flat: exact
     ivf_min_vectors: int = 50_000
     ivf_nprobe: int = 16  # IVF lists searched per query (recall vs speed, see benchmarks/RESULTS.md)
@@ -180,6 +183,10 @@ class Settings:
         return rows
 
     def validate(self) -> None:
+        if self.index_backend not in {"faiss", "milvus"}:
+            raise ConfigError("index_backend must be faiss or milvus")
+        if not self.milvus_collection.replace("_", "").isalnum():
+            raise ConfigError("milvus_collection may hold only letters, digits and _")
         if self.vector_index not in {"auto", "flat"}:
             raise ConfigError("vector_index must be auto or flat")
         if self.ivf_min_vectors < 1000:

@@ -58,3 +58,24 @@ def read_url_list(items: Iterable[str], base_url: str | None = None) -> list[str
         else:
             out.append(item)
     return list(dict.fromkeys(out))
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` (0 <= I < N) -> ``(I, N)``."""
+    from .errors import ConfigError
+
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard expects I/N such as 0/2, got {text!r}") from None
+    if not 0 <= i < n:
+        raise ConfigError(f"--shard I/N needs 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def shard_of(url: str, n: int) -> int:
+    """The shard (0..n-1) a URL belongs to: a stable hash (SHA-1) of its normalised form, the same in
+    every process and on every machine."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha1(normalize_url(url).encode("utf-8")).digest()[:8], "big") % n

@@ -56,8 +56,10 @@ def live_site(tmp_path):
         yield site, base
 
 
-def test_passes_are_incremental_and_stale_articles_go(live_site, settings, small_embedder):
+@pytest.mark.parametrize("backend", ["faiss", "milvus"])
+def test_passes_are_incremental_and_stale_articles_go(live_site, settings, small_embedder, backend):
     site, base = live_site
+    settings = settings.replace(index_backend=backend)  # milvus: Milvus Lite in index_dir/milvus.db
     sources = [Source("ledger", feed=base + "feed.xml")]
     first = run_pass(settings, sources, embedder=small_embedder)
     assert first.articles_new == len(ARTICLES) and first.chunks_embedded > 0 and not first.pages_failed
@@ -257,3 +259,59 @@ def test_every_repeats_passes_until_sigterm(live_site, settings, tmp_path):
 
 def test_parse_every():
     assert parse_every("30m") == 1800 and parse_every("1h30m") == 5400 and parse_every("90") == 90
+
+
+# ------------------------------------------------------------------------------ shards on Milvus
+@pytest.fixture
+def milvus_server(tmp_path):
+    """Milvus Lite's own gRPC server (``milvus-lite server``) on 127.0.0.1, stopped after the test."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(tmp_path / "milvus"),
+                             "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.3)
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_two_shard_workers_write_one_milvus_index_at_once(live_site, settings, tmp_path, milvus_server):
+    from rag_news.urls import shard_of
+
+    site, base = live_site
+    cfg = config_file(tmp_path, settings, base)
+    cfg.write_text(f'index_backend = "milvus"\nmilvus_uri = "{milvus_server}"\n' + cfg.read_text())
+    workers = [start(cfg, "--json", "--shard", f"{i}/2") for i in range(2)]
+    results = [finish(w) for w in workers]
+    for code, out, err in results:
+        assert code == 0, err[-3000:]
+    new = [json.loads(out)["new"] for _, out, _ in results]
+    expected = [sum(shard_of(base + p, 2) == i for p in ARTICLES) for i in range(2)]
+    assert new == expected and min(new) > 0 and sum(new) == len(ARTICLES)
+
+    index = open_index(settings.index_dir, settings.replace(index_backend="milvus", milvus_uri=milvus_server))
+    records = index.articles
+    assert sorted(records) == sorted(normalize(base + p) for p in ARTICLES)  # each article once
+    listed = [c for r in records.values() for c in r["chunk_ids"]]
+    assert len(listed) == len(set(listed)) == index.chunk_count and index.check() == []  # no duplicate chunk
+
+    again = [finish(start(cfg, "--json", "--shard", f"{i}/2")) for i in range(2)]
+    assert [json.loads(out)["unchanged"] for _, out, _ in again] == expected
+    index.close()
+
+
+def normalize(url: str) -> str:
+    from rag_news.urls import normalize_url
+
+    return normalize_url(url)

@@ -1,6 +1,8 @@
 """Store: where articles, chunks and vectors live, behind one interface (:class:`Store`).
 
 * :class:`NewsIndex` — the default backend: SQLite (records, FTS5 keyword index) + FAISS segment files.
+* :class:`~rag_news.store.milvus_store.MilvusStore` — the same interface on Milvus (Milvus Lite for a
+  path, a Milvus server or cluster for an ``http://`` URI).
 * :func:`open_store` — the backend the settings name, opened on ``settings.index_dir``.
 * :func:`writer_lock`, :class:`SearchHit`, :class:`CommitResult` — shared by backends.
 * ``python -m rag_news.store info|check|compact|migrate DIR`` — maintenance.
@@ -10,7 +12,18 @@ from .base import BUILD_HINT, CommitResult, SearchHit, Store, writer_lock
 from .faiss_store import NewsIndex, StoreOptions
 
 __all__ = ["Store", "NewsIndex", "StoreOptions", "SearchHit", "CommitResult", "writer_lock", "BUILD_HINT",
-           "open_store"]
+           "open_store", "read_meta"]
+
+
+def read_meta(settings, index_dir=None) -> dict:
+    """The index's settings (embedding model, dimension) for the backend ``settings`` name."""
+    if settings.index_backend == "milvus":
+        from .milvus_store import MilvusStore, resolve_uri
+
+        return MilvusStore.read_meta(resolve_uri(settings, index_dir), settings.milvus_collection)
+    from pathlib import Path
+
+    return NewsIndex.read_meta(Path(index_dir or settings.index_dir))
 
 
 def open_store(settings, embeddings, *, create: bool = False, index_dir=None):
@@ -18,5 +31,10 @@ def open_store(settings, embeddings, *, create: bool = False, index_dir=None):
     ``settings.index_dir``)."""
     from pathlib import Path
 
+    if settings.index_backend == "milvus":
+        from .milvus_store import MilvusStore, resolve_uri
+
+        return MilvusStore.open(resolve_uri(settings, index_dir), embeddings, name=settings.milvus_collection,
+                                create=create)
     return NewsIndex.open(Path(index_dir or settings.index_dir), embeddings, create=create,
                           options=StoreOptions.from_settings(settings))

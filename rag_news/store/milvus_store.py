@@ -1,0 +1,465 @@
+"""The Milvus index backend (``index_backend = "milvus"``): the :class:`~rag_news.store.base.Store`
+interface on Milvus, through ``pymilvus`` (and ``langchain-milvus`` for the LangChain view).
+
+``milvus_uri`` picks the engine: a path runs Milvus Lite in this process (one process per path: Milvus
+Lite locks it); ``http://host:19530`` talks to a Milvus server or cluster (and to
+``milvus-lite server --data-dir DIR``), where several processes (re-index shards, servers) share the
+index. Two collections, named from ``milvus_collection`` (default ``rag_news``):
+
+``<name>_chunks``   ``chunk_id`` (primary key), ``key`` (the article), ``text`` (analysed: Milvus's BM25
+                    function fills ``sparse`` from it), ``dense`` (the unit vector; inner product =
+                    cosine), ``published`` (YYYYMMDD, -1 when undated), ``meta`` (JSON);
+``<name>_records``  one row per article record (``a:<key>``, with its ``chunk_ids``), article text piece
+                    (``t:<key>:<n>``), URL form (``u:<url>`` -> key), host note (``h:<host>``), expired
+                    note (``x:<key>``), pass (``p:<time>:<id>``) and the index's settings (``m``).
+
+**Crash guarantees.** Milvus writes rows, not transactions, so a pass is not atomic here (with the FAISS
+backend it is). What holds: each article changes for readers in one step — its new chunks are written
+first, then its record (one row, listing the chunk ids), then its old chunks are deleted; searches return
+only chunks their article's record lists. Killed mid-pass, the articles whose record was written show
+their new version, the others their old one; the next pass finds those still changed and writes them.
+Chunks written without their record (invisible) are deleted when that article is next written, and
+``check()`` counts them. A removal deletes the record first. Durability is Milvus's: a write it has
+acknowledged survives a crash of this process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from langchain_core.documents import Document
+
+from ..errors import ConfigError, IndexNotFound, RagNewsError
+from ..urls import normalize_url
+from .base import BUILD_HINT, CommitResult, SearchHit
+
+log = logging.getLogger(__name__)
+# Milvus Lite does not implement AllocTimestamp: pymilvus's query iterator falls back to a client-side
+# timestamp, and both sides log it (the in-process server as an error) on every iterator
+logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(lambda r: "mvccTs" not in r.getMessage())
+logging.getLogger("grpc._server").addFilter(
+    lambda r: not (r.exc_info and isinstance(r.exc_info[1], NotImplementedError)))
+TEXT_PIECE = 16_000   # characters per article-text row (VARCHAR holds 65,535 bytes)
+MAX_TEXT = 65_535
+BATCH = 500           # rows per insert / upsert call
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def day_number(published: str | None) -> int:
+    """``"2026-11-02..."`` -> 20261102; undated (or unreadable) -> -1."""
+    try:
+        return int(str(published)[:10].replace("-", "")) if published else -1
+    except ValueError:
+        return -1
+
+
+def _quote(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a Milvus filter string literal
+
+
+def _window(since: str | None, until: str | None) -> str:
+    if not since and not until:
+        return ""
+    lo = day_number(since) if since else 0
+    hi = day_number(until) if until else 99_999_999
+    return f"published >= {lo} and published <= {hi}"
+
+
+def resolve_uri(settings, index_dir: Path | None = None) -> str:
+    """``settings.milvus_uri``, or Milvus Lite in ``index_dir/milvus.db``."""
+    if settings.milvus_uri:
+        return str(settings.milvus_uri)
+    return str(Path(index_dir or settings.index_dir) / "milvus.db")
+
+
+def is_local(uri: str) -> bool:
+    return "://" not in uri
+
+
+class MilvusStore:
+    """Articles, chunks and vectors in two Milvus collections; see the module docstring."""
+
+    def __init__(self, embeddings, client, name: str, uri: str, meta: dict):
+        self.embeddings, self.client, self.name, self.uri, self.meta = embeddings, client, name, uri, meta
+        self.chunks_col, self.records_col = f"{name}_chunks", f"{name}_records"
+        self._upserts: dict[str, tuple[dict, list[Document], np.ndarray]] = {}
+        self._removals: set[str] = set()
+        self._touches: dict[str, dict] = {}
+        self._expired: dict[str, str] = {}
+        self._host_notes: dict[str, dict] = {}
+        self._seen_pass = self._pass_count()
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, uri: str, embeddings, *, name: str = "rag_news", create: bool = False) -> "MilvusStore":
+        """The index in ``name``'s collections at ``uri``; ``create`` makes them when missing."""
+        client = connect(uri)
+        if not client.has_collection(f"{name}_records"):
+            if not create:
+                client.close()
+                release(uri)
+                raise IndexNotFound(f"no Milvus index {name!r} at {uri}; "
+                                    f"{BUILD_HINT.format(dir='DIR')} --index-backend milvus")
+            _create_collections(client, name, int(embeddings.dim))
+        for collection in (f"{name}_records", f"{name}_chunks"):
+            client.load_collection(collection)  # a restarted Milvus (Lite) has them released
+        got = client.get(f"{name}_records", ids=["m"], output_fields=["data"])
+        if not got and create:  # new (or being created by another worker: the same row from every creator)
+            meta = {"dim": int(embeddings.dim), "embedding_model": getattr(embeddings, "model_name", None),
+                    "distance": "cosine", "backend": "milvus"}
+            client.upsert(f"{name}_records", [_row("m", "meta", "", data=meta)])
+            got = client.get(f"{name}_records", ids=["m"], output_fields=["data"])
+        if not got:
+            client.close()
+            release(uri)
+            raise RagNewsError(f"the Milvus collections {name}_* at {uri} are not a rag-news index (no settings row)")
+        return cls(embeddings, client, name, uri, dict(got[0]["data"]))
+
+    @staticmethod
+    def read_meta(uri: str, name: str = "rag_news") -> dict:
+        """The index's settings (embedding model, dimension) without an embedder."""
+        client = connect(uri)
+        try:
+            if not client.has_collection(f"{name}_records"):
+                raise IndexNotFound(f"no Milvus index {name!r} at {uri}; {BUILD_HINT.format(dir='DIR')} "
+                                    "--index-backend milvus")
+            client.load_collection(f"{name}_records")
+            got = client.get(f"{name}_records", ids=["m"], output_fields=["data"])
+            return dict(got[0]["data"]) if got else {}
+        finally:
+            client.close()
+            release(uri)
+
+    def close(self) -> None:
+        """Close the connection; the last store of this process on a Milvus Lite path also stops Milvus
+        Lite there (releasing the path for other processes)."""
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+            release(self.uri)
+
+    # ------------------------------------------------------------------ reading
+    def _count(self, collection: str, where: str = "") -> int:
+        rows = self.client.query(collection, filter=where, output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def _pass_count(self) -> int:
+        return self._count(self.records_col, 'kind == "pass"')
+
+    def refresh(self) -> bool:
+        """True when a pass was committed since the last look (reads always see Milvus's latest rows)."""
+        now = self._pass_count()
+        changed, self._seen_pass = now != self._seen_pass, now
+        return changed
+
+    @property
+    def pass_id(self) -> int:
+        return self._seen_pass
+
+    @property
+    def embedding_model(self) -> str | None:
+        return self.meta.get("embedding_model")
+
+    @property
+    def chunk_count(self) -> int:
+        return self._count(self.chunks_col)
+
+    def __len__(self) -> int:
+        return self._count(self.records_col, 'kind == "article"')
+
+    def _records(self, rids: list[str]) -> dict[str, dict]:
+        out = {}
+        for i in range(0, len(rids), BATCH):
+            for r in self.client.get(self.records_col, ids=rids[i:i + BATCH], output_fields=["data"]):
+                out[r["rid"]] = dict(r["data"])
+        return out
+
+    def article(self, key: str) -> dict | None:
+        """The record of ``key`` (with ``chunk_ids`` in article order), or None."""
+        return self._records([f"a:{key}"]).get(f"a:{key}")
+
+    def article_text(self, key: str) -> str | None:
+        rows = self.client.query(self.records_col, filter=f'kind == "text" and key == {_quote(key)}',
+                                 output_fields=["rid", "text"])
+        if not rows:
+            return None
+        return "".join(r["text"] for r in sorted(rows, key=lambda r: int(r["rid"].rsplit(":", 1)[1])))
+
+    def iter_articles(self) -> Iterator[dict]:
+        """Every article record (without text), in key order."""
+        rows = []
+        it = self.client.query_iterator(self.records_col, batch_size=1000, filter='kind == "article"',
+                                        output_fields=["data"])
+        try:
+            while batch := it.next():
+                rows += [dict(r["data"]) for r in batch]
+        finally:
+            it.close()
+        for rec in sorted(rows, key=lambda r: r["key"]):
+            rec.pop("chunk_ids", None)
+            yield rec
+
+    @property
+    def articles(self) -> dict[str, dict]:
+        """Every article record by key, with ``chunk_ids`` (for tools and tests)."""
+        keys = [r["key"] for r in self.iter_articles()]
+        return {k: self.article(k) for k in keys}
+
+    def key_for_url(self, url: str) -> str | None:
+        got = self._records([f"u:{normalize_url(url)}"])
+        return next(iter(got.values()))["key"] if got else None
+
+    def find_by_hash(self, content_hash: str) -> str | None:
+        rows = self.client.query(self.records_col, filter=f'kind == "article" and content_hash == {_quote(content_hash)}',
+                                 output_fields=["key"])
+        return min((r["key"] for r in rows), default=None)
+
+    def expired_reason(self, url: str) -> str | None:
+        got = self._records([f"x:{normalize_url(url)}"])
+        return next(iter(got.values()))["reason"] if got else None
+
+    def host_note(self, host: str) -> dict | None:
+        if host in self._host_notes:
+            return self._host_notes[host]
+        got = self._records([f"h:{host}"])
+        return next(iter(got.values())) if got else None
+
+    def chunks_by_id(self, chunk_ids: list[str]) -> list[Document]:
+        found = {}
+        for i in range(0, len(chunk_ids), BATCH):
+            for r in self.client.get(self.chunks_col, ids=list(chunk_ids[i:i + BATCH]),
+                                     output_fields=["text", "meta"]):
+                found[r["chunk_id"]] = _document(r)
+        return [found[c] for c in chunk_ids if c in found]
+
+    def chunks(self) -> list[Document]:
+        """Every live chunk, article by article (for inspection; costs the whole index)."""
+        return [d for rec in self.articles.values() for d in self.chunks_by_id(rec["chunk_ids"])]
+
+    def _live(self, hits: list[dict], k: int, score) -> list[SearchHit]:
+        """Search hits whose article record lists them (chunks of a half-written article are skipped)."""
+        recs = self._records(list(dict.fromkeys(f"a:{h['entity']['key']}" for h in hits)))
+        out = []
+        for h in hits:
+            rec = recs.get(f"a:{h['entity']['key']}")
+            if rec is not None and h["chunk_id"] in rec.get("chunk_ids", ()):
+                out.append(SearchHit(_document({"chunk_id": h["chunk_id"], **h["entity"]}), score(h["distance"])))
+        return out[:k]
+
+    def dense_search(self, vector: np.ndarray, k: int, since: str | None = None,
+                     until: str | None = None) -> list[SearchHit]:
+        """Chunks nearest to ``vector`` (cosine), optionally only those published within ``since``..``until``."""
+        if k <= 0:
+            return []
+        hits = self.client.search(self.chunks_col, data=[np.asarray(vector, np.float32).ravel().tolist()],
+                                  anns_field="dense", limit=2 * k, filter=_window(since, until),
+                                  output_fields=["key", "text", "meta"], search_params={"metric_type": "IP"})
+        return self._live(list(hits[0]) if hits else [], k, float)
+
+    def keyword_search(self, query: str, k: int, since: str | None = None,
+                       until: str | None = None) -> list[SearchHit]:
+        """Chunks ranked by Milvus's BM25 full-text search, optionally within ``since``..``until``."""
+        if k <= 0 or not query.strip():
+            return []
+        hits = self.client.search(self.chunks_col, data=[query], anns_field="sparse", limit=2 * k,
+                                  filter=_window(since, until), output_fields=["key", "text", "meta"],
+                                  search_params={"metric_type": "BM25"})
+        return self._live(list(hits[0]) if hits else [], k, lambda d: abs(float(d)))
+
+    def search(self, query: str, k: int = 4, since: str | None = None, until: str | None = None) -> list[SearchHit]:
+        """Dense search for a text query (embedded with the index's model)."""
+        if not query.strip():
+            return []
+        return self.dense_search(np.asarray(self.embeddings.embed_query(query), np.float32), k, since, until)
+
+    def stats(self) -> dict:
+        self.refresh()
+        return {"articles": len(self), "chunks": self.chunk_count, "pass": self._seen_pass, "backend": "milvus",
+                "uri": self.uri}
+
+    @property
+    def vectorstore(self):
+        """The chunks as a LangChain ``langchain_milvus.Milvus`` store (dense + BM25 hybrid search)."""
+        from .milvus_langchain import langchain_view
+
+        return langchain_view(self)
+
+    def as_retriever(self, **kwargs):
+        """The hybrid retriever (dense + keyword fusion, per-article cap, dates) over this index."""
+        from ..retrieve import NewsRetriever
+
+        return NewsRetriever(index=self, **kwargs)
+
+    # ------------------------------------------------------------------ writing: stage a pass
+    def upsert(self, article: dict, chunks: list[Document], vectors: np.ndarray) -> None:
+        """Stage an article with its chunks and one unit vector per chunk (replaces its old chunks)."""
+        key = article["key"]
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1) if chunks else \
+            np.zeros((0, int(self.meta["dim"])), np.float32)
+        ids = [c.metadata["chunk_id"] for c in chunks]
+        if len(set(ids)) != len(ids):
+            raise RagNewsError(f"duplicate chunk ids while adding {key}")
+        if vectors.shape[1] != int(self.meta["dim"]):
+            raise ValueError(f"vectors have dimension {vectors.shape[1]}, the index {self.meta['dim']}")
+        self._removals.discard(key)
+        self._upserts[key] = (dict(article), list(chunks), vectors)
+
+    def touch(self, key: str, **fields) -> None:
+        self._touches.setdefault(key, {}).update(fields)
+
+    def remove(self, key: str) -> int:
+        self._upserts.pop(key, None)
+        self._touches.pop(key, None)
+        rec = self.article(key)
+        if rec is None:
+            return 0
+        self._removals.add(key)
+        return len(rec.get("chunk_ids", []))
+
+    def put_host_note(self, host: str, note: dict) -> None:
+        self._host_notes[host] = note
+
+    def mark_expired(self, key: str, reason: str) -> None:
+        self._expired[key] = reason
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._upserts or self._removals or self._touches or self._expired or self._host_notes)
+
+    def writer(self, wait: bool = False):
+        """A pass's context. Milvus has no writer lock: several writers may run at once on disjoint
+        articles (``reindex --shard I/N``); Milvus Lite on a path admits one process anyway."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def ctx():
+            self.refresh()
+            yield self
+        return ctx()
+
+    def save(self, index_dir=None, keep=None):
+        self.commit()
+        return self.uri
+
+    def commit(self) -> CommitResult:
+        """Write the staged pass (see the module docstring for what a crash leaves)."""
+        from .milvus_writer import commit_pass
+
+        result = commit_pass(self)
+        self._upserts, self._removals, self._touches, self._expired, self._host_notes = {}, set(), {}, {}, {}
+        self.refresh()
+        return result
+
+    def check(self) -> list[str]:
+        """Problems found: chunks no record lists (left by a killed writer), records whose chunks are missing."""
+        from .milvus_writer import check
+
+        return check(self)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+_LOCAL_USERS: dict[str, int] = {}  # Milvus Lite path -> clients of this process on it
+
+
+def connect(uri: str):
+    """A ``MilvusClient`` for ``uri`` (a path: Milvus Lite, created if missing)."""
+    from pymilvus import MilvusClient
+
+    if is_local(uri):
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        client = MilvusClient(uri=uri)
+        if is_local(uri):
+            path = str(Path(uri).resolve())
+            _LOCAL_USERS[path] = _LOCAL_USERS.get(path, 0) + 1
+        return client
+    except Exception as e:  # noqa: BLE001 - pymilvus raises several kinds; one line for the user
+        hint = (" (Milvus Lite admits one process per path: stop the other one, or run `milvus-lite server "
+                "--data-dir PATH --host 127.0.0.1` and use http://127.0.0.1:19530)") if is_local(uri) else ""
+        raise ConfigError(f"cannot open Milvus at {uri}: {str(e).splitlines()[0][:200]}{hint}") from None
+
+
+def release(uri: str) -> None:
+    """One client of this process on ``uri`` is gone; the last one stops Milvus Lite on that path."""
+    if not is_local(uri):
+        return
+    path = str(Path(uri).resolve())
+    _LOCAL_USERS[path] = _LOCAL_USERS.get(path, 1) - 1
+    if _LOCAL_USERS[path] <= 0:
+        _LOCAL_USERS.pop(path, None)
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(path)
+
+
+def _row(rid: str, kind: str, key: str, data: dict | None = None, text: str = "", content_hash: str = "") -> dict:
+    return {"rid": rid, "kind": kind, "key": key, "content_hash": content_hash, "data": data or {}, "text": text,
+            "v": [0.0, 0.0]}
+
+
+def _document(row: dict) -> Document:
+    meta = dict(row.get("meta") or {})
+    meta["chunk_id"] = row["chunk_id"]
+    return Document(page_content=row.get("text", ""), metadata=meta, id=row["chunk_id"])
+
+
+def _create_collections(client, name: str, dim: int) -> None:
+    """The two collections, unless there; several workers may create them at once (the last wins nothing:
+    a creation that finds the collection made meanwhile is taken as done)."""
+    for collection, schema, index in (_chunks_schema(client, dim), _records_schema(client)):
+        if client.has_collection(f"{name}_{collection}"):
+            continue
+        try:
+            client.create_collection(f"{name}_{collection}", schema=schema, index_params=index,
+                                     consistency_level="Strong")
+        except Exception:  # noqa: BLE001 - another worker created it first; anything else shows below
+            if not client.has_collection(f"{name}_{collection}"):
+                raise
+
+
+def _chunks_schema(client, dim: int):
+    from pymilvus import DataType, Function, FunctionType
+
+    s = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    s.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=256)
+    s.add_field("key", DataType.VARCHAR, max_length=4096)
+    s.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True)
+    s.add_field("published", DataType.INT64)
+    s.add_field("meta", DataType.JSON)
+    s.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
+    s.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    s.add_function(Function(name="text_bm25", function_type=FunctionType.BM25, input_field_names=["text"],
+                            output_field_names=["sparse"]))
+    ip = client.prepare_index_params()
+    ip.add_index("dense", index_type="AUTOINDEX", metric_type="IP")
+    ip.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    ip.add_index("key", index_type="INVERTED")
+    ip.add_index("published", index_type="INVERTED")
+    return "chunks", s, ip
+
+
+def _records_schema(client):
+    from pymilvus import DataType
+
+    r = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    r.add_field("rid", DataType.VARCHAR, is_primary=True, max_length=8192)
+    r.add_field("kind", DataType.VARCHAR, max_length=16)
+    r.add_field("key", DataType.VARCHAR, max_length=4096)
+    r.add_field("content_hash", DataType.VARCHAR, max_length=128)
+    r.add_field("data", DataType.JSON)
+    r.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT)
+    r.add_field("v", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in every collection
+    ip = client.prepare_index_params()
+    ip.add_index("v", index_type="AUTOINDEX", metric_type="L2")
+    ip.add_index("kind", index_type="INVERTED")
+    ip.add_index("key", index_type="INVERTED")
+    ip.add_index("content_hash", index_type="INVERTED")
+    return "records", r, ip

@@ -1,0 +1,126 @@
+"""Writing a pass into the Milvus backend (:func:`commit_pass`) and checking it (:func:`check`).
+
+Order (see :mod:`rag_news.store.milvus_store` for what a crash leaves): removals (record first, then its
+text, URL forms and chunks); then, article by article, new chunks -> text -> URL forms -> the record (the
+switch) -> the old chunks deleted; then touches, expired notes, host notes, and a pass row.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from ..faults import pause_point
+from .base import CommitResult
+from .milvus_store import BATCH, TEXT_PIECE, _now, _quote, _row, day_number
+from .writer import _url_forms
+
+
+def _chunk_rows(rec: dict, chunks, vectors) -> list[dict]:
+    rows = []
+    for seq, (c, v) in enumerate(zip(chunks, vectors)):
+        meta = {**c.metadata, "key": rec["key"], "published": rec.get("published")}  # the record's date wins
+        meta.setdefault("chunk_index", seq)
+        rows.append({"chunk_id": meta["chunk_id"], "key": rec["key"], "text": c.page_content,
+                     "published": day_number(rec.get("published")), "meta": meta, "dense": v.tolist()})
+    return rows
+
+
+def _put(store, collection: str, rows: list[dict]) -> None:
+    for i in range(0, len(rows), BATCH):
+        store.client.upsert(collection, rows[i:i + BATCH])
+
+
+def _record_row(rec: dict, chunk_ids: list[str]) -> dict:
+    data = {k: v for k, v in rec.items() if k != "text"}
+    data["chunk_ids"] = chunk_ids
+    return _row(f"a:{rec['key']}", "article", rec["key"], data=data, content_hash=rec.get("content_hash") or "")
+
+
+def _forget(store, key: str) -> None:
+    """Delete an article: its record first (readers stop seeing it), then the rest."""
+    store.client.delete(store.records_col, ids=[f"a:{key}"])
+    store.client.delete(store.records_col, filter=f'key == {_quote(key)} and (kind == "text" or kind == "url")')
+    store.client.delete(store.chunks_col, filter=f"key == {_quote(key)}")
+
+
+def _write_article(store, rec: dict, chunks, vectors) -> int:
+    """One article's new version; returns how many old chunks were deleted."""
+    key = rec["key"]
+    old = store.article(key)
+    ids = [c.metadata["chunk_id"] for c in chunks]
+    _put(store, store.chunks_col, _chunk_rows(rec, chunks, vectors))
+    text = rec.get("text") or ""
+    pieces = [text[i:i + TEXT_PIECE] for i in range(0, len(text), TEXT_PIECE)] or [""]
+    store.client.delete(store.records_col, filter=f'kind == "text" and key == {_quote(key)}')
+    _put(store, store.records_col, [_row(f"t:{key}:{n}", "text", key, text=p) for n, p in enumerate(pieces)])
+    _put(store, store.records_col, [_row(f"u:{u}", "url", key, data={"key": key}) for u in _url_forms(rec)])
+    pause_point("writing")  # crash tests: chunks written, record not yet
+    store.client.upsert(store.records_col, [_record_row(rec, ids)])
+    keep = ", ".join(_quote(i) for i in ids)
+    stale = f"key == {_quote(key)}" + (f" and chunk_id not in [{keep}]" if ids else "")
+    store.client.delete(store.chunks_col, filter=stale)
+    return len(set(old.get("chunk_ids", [])) - set(ids)) if old else 0
+
+
+def _touch(store, key: str, fields: dict) -> bool:
+    rec = store.article(key)
+    if rec is None:
+        return False
+    rec.update(fields)
+    store.client.upsert(store.records_col, [_record_row(rec, rec.get("chunk_ids", []))])
+    if {"url", "source", "aliases"} & set(fields):
+        _put(store, store.records_col, [_row(f"u:{u}", "url", key, data={"key": key}) for u in _url_forms(rec)])
+    return True
+
+
+def commit_pass(store) -> CommitResult:
+    """Write the store's staged upserts, touches, removals and notes; one pass row at the end."""
+    if not store.pending:
+        return CommitResult(pass_id=None)
+    removed = added = 0
+    for key in store._removals:
+        rec = store.article(key)
+        removed += len(rec.get("chunk_ids", [])) if rec else 0
+        _forget(store, key)
+    for rec, chunks, vectors in store._upserts.values():
+        removed += _write_article(store, rec, chunks, vectors)
+        added += len(chunks)
+    for key, fields in store._touches.items():
+        if key not in store._upserts:
+            _touch(store, key, fields)
+    when = _now()
+    _put(store, store.records_col, [_row(f"x:{k}", "expired", k, data={"reason": r, "removed_at": when})
+                                    for k, r in store._expired.items()])
+    if store._upserts:
+        store.client.delete(store.records_col, ids=[f"x:{k}" for k in store._upserts])
+    _put(store, store.records_col, [_row(f"h:{h}", "host", h, data={**n, "noted_at": when})
+                                    for h, n in store._host_notes.items()])
+    written = len(store._upserts) + len(store._removals) + len(store._touches)
+    store.client.insert(store.records_col, [_row(f"p:{when}:{uuid.uuid4().hex[:8]}", "pass", "", data={
+        "when": when, "added": added, "removed": removed, "written": written})])
+    return CommitResult(pass_id=store._pass_count(), chunks_added=added, chunks_removed=removed,
+                        articles_written=written)
+
+
+def check(store) -> list[str]:
+    """Chunks no record lists, and records listing chunks that are missing."""
+    listed = {}
+    for rec in store.articles.values():
+        for cid in rec.get("chunk_ids", []):
+            listed[cid] = rec["key"]
+    present = set()
+    it = store.client.query_iterator(store.chunks_col, batch_size=1000, filter="", output_fields=["chunk_id"])
+    try:
+        while batch := it.next():
+            present.update(r["chunk_id"] for r in batch)
+    finally:
+        it.close()
+    problems = []
+    orphans = present - set(listed)
+    if orphans:
+        problems.append(f"{len(orphans)} chunk(s) no article lists (a writer stopped mid-article; deleted when "
+                        "their article is next written)")
+    missing = set(listed) - present
+    if missing:
+        problems.append(f"{len(missing)} chunk(s) listed by a record are missing")
+    return problems
