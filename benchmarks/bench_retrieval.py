@@ -5,9 +5,11 @@ article texts as the index holds them (the benchmark's score.py), i.e. through t
 
 hit@k: the question's page is among the first k distinct source articles (its served URL holds the page id),
 as in news-qa's score.py. Variants, same index, one run: dense only vs dense + BM25 (reciprocal-rank fusion),
-with at most 1 or 2 passages per article.
+with at most 1 or 2 passages per article. With ``--milvus``, the same index content copied into Milvus Lite
+(``python -m rag_news.store copy-to-milvus``: the stored vectors, nothing re-embedded) and the same
+variants run there: Milvus's BM25 function and vector search in place of FTS5 and FAISS.
 
-    python benchmarks/bench_retrieval.py [--index-dir /tmp/news-qa-index]
+    python benchmarks/bench_retrieval.py [--index-dir /tmp/news-qa-index] [--milvus]
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
+from pathlib import Path
 
 import importlib.util
 
@@ -43,6 +47,7 @@ def sources(docs) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--index-dir", default="/tmp/rag-news-news-qa-index")
+    ap.add_argument("--milvus", action="store_true", help="also on Milvus Lite, the same index content")
     args = ap.parse_args()
     settings = Settings.load(index_dir=args.index_dir, progress=False, browser_args=ISOLATE)
     questions = [json.loads(x) for x in (NEWS_QA / "questions.jsonl").read_text().splitlines() if x.strip()]
@@ -59,6 +64,26 @@ def main() -> None:
     print(f"cleaning through the real fetch path (article text read back from the index): precision "
           f"{quality['precision']:.3f} recall {quality['recall']:.3f} F1 {quality['f1']:.3f}; rendered in Chromium: "
           f"{report.rendered} of {len(pages)} pages")
+    indexes = {"faiss": index}
+    if args.milvus:
+        from rag_news.store.__main__ import copy_to_milvus
+
+        uri = str(Path(args.index_dir) / "milvus-copy.db")
+        shutil.rmtree(uri, ignore_errors=True)
+        t = time.perf_counter()
+        print(f"copied to Milvus Lite: {copy_to_milvus(settings, uri)} in {time.perf_counter() - t:.0f}s")
+        indexes["milvus"] = open_index(settings.index_dir, settings.replace(index_backend="milvus", milvus_uri=uri))
+    by_backend = {b: hits(idx, answerable) for b, idx in indexes.items()}
+    key = "dense + BM25 (RRF), <= 2 passages/article (default)"
+    print(f"hit@1: {by_backend['faiss'][key][0]:.3f}")
+    if "milvus" in by_backend:
+        print(f"hit@1 milvus: {by_backend['milvus'][key][0]:.3f} (difference "
+              f"{by_backend['milvus'][key][0] - by_backend['faiss'][key][0]:+.3f})")
+
+
+def hits(index, answerable) -> dict:
+    """hit@1 / hit@4 of each retrieval variant over ``index``."""
+    print(f"-- backend: {type(index).__name__}")
     variants = {
         "dense only, no per-article cap": dict(use_bm25=False, max_per_article=99),
         "dense only, <= 1 passage/article": dict(use_bm25=False, max_per_article=1),
@@ -77,7 +102,7 @@ def main() -> None:
         ms = (time.perf_counter() - t) / len(answerable) * 1000
         results[name] = (h1 / len(answerable), h4 / len(answerable))
         print(f"{name:55s} hit@1 {h1 / len(answerable):.3f}  hit@4 {h4 / len(answerable):.3f}  ({ms:.0f} ms/question)")
-    print(f"hit@1: {results['dense + BM25 (RRF), <= 2 passages/article (default)'][0]:.3f}")
+    return results
 
 
 if __name__ == "__main__":

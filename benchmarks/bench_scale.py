@@ -98,13 +98,25 @@ def articles(corpus: Corpus, start: int, stop: int, day: str = "2026-11-20", fir
 
 
 # ------------------------------------------------------------------------------------------ rag-news
-def build(n: int, folder: Path) -> dict:
+BACKEND = os.environ.get("BENCH_SCALE_BACKEND", "faiss")  # the child's backend (set by main)
+
+
+def open_index(folder: Path, embeddings, create: bool = False):
+    """The backend under test: FAISS files in ``folder``, or Milvus Lite in ``folder/milvus.db``."""
+    if BACKEND == "milvus":
+        from rag_news.store.milvus_store import MilvusStore
+
+        return MilvusStore.open(str(folder / "milvus.db"), embeddings, create=create)
     from rag_news.store import NewsIndex
 
+    return NewsIndex.open(folder, embeddings, create=create)
+
+
+def build(n: int, folder: Path) -> dict:
     corpus = Corpus(n)
     shutil.rmtree(folder, ignore_errors=True)
     t0 = time.perf_counter()
-    idx = NewsIndex.open(folder, StandIn([]), create=True)
+    idx = open_index(folder, StandIn([]), create=True)
     merges = []
     for start, stop in corpus.blocks():
         for rec, chunks, vecs in articles(corpus, start, stop):
@@ -119,13 +131,12 @@ def build(n: int, folder: Path) -> dict:
 def measure(n: int, folder: Path) -> dict:
     """Cold open + first question, warm p50, memory, bytes per pass, recall (the index built by build())."""
     from rag_news.retrieve import NewsRetriever
-    from rag_news.store import NewsIndex
 
     corpus = Corpus(n)
     questions = corpus.questions(QUESTIONS)
     cold = drop_caches()
     t0 = time.perf_counter()
-    idx = NewsIndex.open(folder, StandIn(questions))
+    idx = open_index(folder, StandIn(questions))
     retriever = NewsRetriever(index=idx, k=5)
     retriever.invoke(questions[0][0])
     first = time.perf_counter() - t0
@@ -138,9 +149,11 @@ def measure(n: int, folder: Path) -> dict:
     out = {"cold_cache": cold, "open_plus_first_query_s": round(first, 2),
            "query_p50_ms": round(float(np.median(times)) * 1000, 1),
            "query_p95_ms": round(float(np.percentile(times, 95)) * 1000, 1),
-           "source_in_top5": round(found / len(times), 3), "rss_mb": rss(),
-           "segments": [(s["kind"], s["vectors"]) for s in idx.segment_rows()]}
+           "source_in_top5": round(found / len(times), 3), "rss_mb": rss()}
     out.update(pass_bytes(idx, corpus))
+    if BACKEND == "milvus":  # Milvus picks its own index type and merges: no recall sweep, no merge schedule
+        return out
+    out["segments"] = [(s["kind"], s["vectors"]) for s in idx.segment_rows()]
     out["recall"] = recall(idx, questions[:100])
     out["passes_of_60_chunks"] = amortized(idx, corpus)
     return out
@@ -253,8 +266,8 @@ def baseline(n: int, folder: Path) -> dict:
             "unchanged_pass_bytes": unchanged, "add_20_articles_bytes": added}
 
 
-def child(what: str, n: int, folder: Path, pythonpath: str | None = None) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+def child(what: str, n: int, folder: Path, pythonpath: str | None = None, backend: str = "faiss") -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "BENCH_SCALE_BACKEND": backend}
     if pythonpath:
         env["PYTHONPATH"] = pythonpath + os.pathsep + str(Path(__file__).parent)
     out = subprocess.run([sys.executable, __file__, "--child", what, str(n), str(folder)], env=env,
@@ -282,6 +295,8 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--dir", default="/tmp/rag-news-scale")
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--backends", nargs="+", default=["faiss", "milvus"], choices=["faiss", "milvus"],
+                    help="index backends measured side by side (milvus: Milvus Lite in-process)")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -292,10 +307,13 @@ def main() -> None:
     print(f"machine: {machine()}")
     results = {}
     for n in args.sizes:
-        b = child("build", n, root / f"index-{n}")
-        m = child("measure", n, root / f"index-{n}")
-        results[n] = m
-        print(f"\n== rag-news, {n:,} chunks ==\nbuild {b}\n" + json.dumps(m, indent=1), flush=True)
+        for backend in args.backends:
+            b = child("build", n, root / f"{backend}-{n}", backend=backend)
+            m = child("measure", n, root / f"{backend}-{n}", backend=backend)
+            print(f"\n== rag-news, {backend}, {n:,} chunks ==\nbuild {b}\n" + json.dumps(m, indent=1), flush=True)
+            shutil.rmtree(root / f"{backend}-{n}", ignore_errors=True)
+            results[(backend, n)] = m
+        m = results.get(("faiss", n)) or m
         if n == 100_000 and not args.no_baseline:
             code = baseline_code(root / "baseline")
             base = child("baseline", n, root / f"baseline-index-{n}", pythonpath=str(code))
@@ -303,10 +321,10 @@ def main() -> None:
             print(f"ratio open+first: {base['open_plus_first_query_s'] / m['open_plus_first_query_s']:.1f}x, "
                   f"warm p50: {base['query_p50_ms'] / m['query_p50_ms']:.1f}x, unchanged pass bytes: "
                   f"{mb(base['unchanged_pass_bytes'])} vs {mb(m['unchanged_pass_bytes'])}", flush=True)
-        shutil.rmtree(root / f"index-{n}", ignore_errors=True)
     shutil.rmtree(root, ignore_errors=True)
-    if 1_000_000 in results:
-        print(f"open_plus_first_query_s_1m: {results[1_000_000]['open_plus_first_query_s']}")
+    for backend in args.backends:
+        if (backend, 1_000_000) in results:
+            print(f"open_plus_first_query_s_1m_{backend}: {results[(backend, 1_000_000)]['open_plus_first_query_s']}")
 
 
 if __name__ == "__main__":

@@ -67,3 +67,25 @@ def test_a_writer_killed_mid_article_leaves_the_old_version_and_the_next_write_c
     assert reader.article("http://127.0.0.1/ferry")["chunk_ids"] == new
     assert "18:30" in reader.search("last evening ferry to Gullholm Island", k=1)[0].text
     reader.close()
+
+
+def test_copy_to_milvus_keeps_records_chunks_and_vectors(settings, small_embedder, tmp_path, capsys):
+    from rag_news.store.__main__ import main
+
+    faiss = open_store(settings, small_embedder, create=True)
+    for key, (title, published, text) in STORIES.items():
+        stage(faiss, small_embedder, settings, key, title, text, published)
+    faiss.commit()
+    uri = str(tmp_path / "copy.db")
+    assert main(["copy-to-milvus", uri, "--index-dir", str(settings.index_dir)]) == 0
+    assert '"articles": 3' in capsys.readouterr().out
+
+    milvus = open_store(settings.replace(index_backend="milvus", milvus_uri=uri), small_embedder)
+    for key in STORIES:
+        a, b = faiss.article(key), milvus.article(key)
+        assert a["chunk_ids"] == b["chunk_ids"] and a["title"] == b["title"] and a["published"] == b["published"]
+        assert milvus.article_text(key) == faiss.article_text(key)
+    question = "when does the last boat to the island leave?"
+    dense = [(h.url, round(h.score, 4)) for h in faiss.search(question, k=3)]
+    assert [(h.url, round(h.score, 4)) for h in milvus.search(question, k=3)] == dense  # the same vectors
+    milvus.close()

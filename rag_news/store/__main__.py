@@ -4,6 +4,9 @@
 * ``check``    full consistency check: SQLite integrity, every segment against its sha256, vectors vs chunks
 * ``compact``  merge every segment into one now, dropping deleted vectors (passes also merge by themselves)
 * ``migrate``  convert a snapshot-format index (rag-news <= 0.1) in place; opening one does it too
+* ``copy-to-milvus URI``  copy the FAISS index (records, texts, chunks, the stored vectors: nothing is
+  embedded again) into Milvus at URI (a Milvus Lite path or http://host:19530), collections
+  ``--milvus-collection`` (default rag_news)
 
 Exit status 0, or 1 with a one-line error (1 also when ``check`` finds problems).
 """
@@ -32,9 +35,32 @@ def info(settings: Settings) -> dict:
             **stats}
 
 
+def copy_to_milvus(settings: Settings, uri: str, name: str = "rag_news") -> dict:
+    """Copy the FAISS index in ``settings.index_dir`` into Milvus (see the module docstring)."""
+    from ..embed import Embedder
+    from ..progress import progress_bar
+    from .milvus_store import MilvusStore
+
+    src = _open(settings)
+    embedder = Embedder(settings.replace(embedding_model=src.embedding_model or settings.embedding_model))
+    dst = MilvusStore.open(uri, embedder, name=name, create=True)
+    with progress_bar("Copying articles", total=len(src), enabled=settings.show_progress()) as advance:
+        for n, (rec, chunks, vectors) in enumerate(src.export(), 1):
+            dst.upsert(rec, chunks, vectors)
+            if n % 500 == 0:
+                dst.commit()
+            advance(1)
+    dst.commit()
+    out = {"uri": uri, "articles": len(dst), "chunks": dst.chunk_count}
+    dst.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=["info", "check", "compact", "migrate"])
+    ap.add_argument("command", choices=["info", "check", "compact", "migrate", "copy-to-milvus"])
+    ap.add_argument("uri", nargs="?", help="copy-to-milvus: where to (a path for Milvus Lite, or http://host:19530)")
+    ap.add_argument("--milvus-collection", default="rag_news", help="copy-to-milvus: collection name prefix")
     ap.add_argument("--index-dir", help="index folder (default: settings' index_dir)")
     ap.add_argument("--config", help="TOML settings file (default: $RAG_NEWS_CONFIG)")
     args = ap.parse_args(argv)
@@ -46,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{settings.index_dir}: nothing to migrate")
             return 0
         print(json.dumps(migrate(settings.index_dir)))
+        return 0
+    if args.command == "copy-to-milvus":
+        if not args.uri:
+            ap.error("copy-to-milvus needs the Milvus URI")
+        print(json.dumps(copy_to_milvus(settings, args.uri, args.milvus_collection)))
         return 0
     if args.command == "info":
         print(json.dumps(info(settings), indent=2))

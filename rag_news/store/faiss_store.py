@@ -310,6 +310,27 @@ class NewsIndex:
         vector = np.asarray(self.embeddings.embed_query(query), dtype=np.float32)
         return self.dense_search(vector, k, since, until)
 
+    def export(self) -> Iterator[tuple[dict, list[Document], np.ndarray]]:
+        """Every article as ``(record with text, chunks, their stored vectors)``, the arguments of
+        :meth:`upsert` on another store (copying the index to another backend re-embeds nothing). Reads one
+        committed pass; holds every live vector in memory (3 KB a chunk with mpnet)."""
+        with self._reading() as conn:
+            if conn is None:
+                return
+            by_vid = {}
+            for row in records.segments(conn):
+                vids, vecs = vec.read_segment(self.path / "vectors", row["name"])
+                by_vid.update(zip(vids.tolist(), vecs))
+            keys = [r["key"] for r in records.iter_articles(conn)]
+            rows = []
+            for key in keys:
+                rec = records.article(conn, key)
+                rec["text"] = records.article_text(conn, key) or ""
+                vids = [v for v, in conn.execute("SELECT vid FROM chunks WHERE key=? ORDER BY seq", (key,))]
+                docs = records.chunk_documents(conn, "vid", vids)
+                rows.append((rec, [docs[v] for v in vids], np.array([by_vid[v] for v in vids], np.float32)))
+        yield from rows
+
     def stats(self) -> dict:
         """Counts for ``python -m rag_news.store info``: articles, chunks, pass, segments, deleted vectors."""
         with self._reading() as conn:

@@ -34,7 +34,7 @@ from typing import Iterator
 import numpy as np
 from langchain_core.documents import Document
 
-from ..errors import ConfigError, IndexNotFound, RagNewsError
+from ..errors import ConfigError, IndexNotFound, MissingExtra, RagNewsError
 from ..urls import normalize_url
 from .base import BUILD_HINT, CommitResult, SearchHit
 
@@ -371,7 +371,10 @@ _LOCAL_USERS: dict[str, int] = {}  # Milvus Lite path -> clients of this process
 
 def connect(uri: str):
     """A ``MilvusClient`` for ``uri`` (a path: Milvus Lite, created if missing)."""
-    from pymilvus import MilvusClient
+    try:
+        from pymilvus import MilvusClient
+    except ImportError:
+        raise MissingExtra("pymilvus", "milvus", "the Milvus index backend") from None
 
     if is_local(uri):
         Path(uri).parent.mkdir(parents=True, exist_ok=True)

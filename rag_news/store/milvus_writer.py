@@ -1,8 +1,8 @@
 """Writing a pass into the Milvus backend (:func:`commit_pass`) and checking it (:func:`check`).
 
 Order (see :mod:`rag_news.store.milvus_store` for what a crash leaves): removals (record first, then its
-text, URL forms and chunks); then, article by article, new chunks -> text -> URL forms -> the record (the
-switch) -> the old chunks deleted; then touches, expired notes, host notes, and a pass row.
+text, URL forms and chunks); then, 500 articles at a time, their new chunks -> texts -> URL forms -> records
+(each article's switch) -> their old chunks deleted; then touches, expired notes, host notes, and a pass row.
 """
 
 from __future__ import annotations
@@ -43,34 +43,50 @@ def _forget(store, key: str) -> None:
     store.client.delete(store.chunks_col, filter=f"key == {_quote(key)}")
 
 
-def _write_article(store, rec: dict, chunks, vectors) -> int:
-    """One article's new version; returns how many old chunks were deleted."""
-    key = rec["key"]
-    old = store.article(key)
-    ids = [c.metadata["chunk_id"] for c in chunks]
-    _put(store, store.chunks_col, _chunk_rows(rec, chunks, vectors))
-    text = rec.get("text") or ""
-    pieces = [text[i:i + TEXT_PIECE] for i in range(0, len(text), TEXT_PIECE)] or [""]
-    store.client.delete(store.records_col, filter=f'kind == "text" and key == {_quote(key)}')
-    _put(store, store.records_col, [_row(f"t:{key}:{n}", "text", key, text=p) for n, p in enumerate(pieces)])
-    _put(store, store.records_col, [_row(f"u:{u}", "url", key, data={"key": key}) for u in _url_forms(rec)])
-    pause_point("writing")  # crash tests: chunks written, record not yet
-    store.client.upsert(store.records_col, [_record_row(rec, ids)])
-    keep = ", ".join(_quote(i) for i in ids)
-    stale = f"key == {_quote(key)}" + (f" and chunk_id not in [{keep}]" if ids else "")
-    store.client.delete(store.chunks_col, filter=stale)
-    return len(set(old.get("chunk_ids", [])) - set(ids)) if old else 0
+def _in(values) -> str:
+    return "[" + ", ".join(_quote(v) for v in values) + "]"
 
 
-def _touch(store, key: str, fields: dict) -> bool:
-    rec = store.article(key)
-    if rec is None:
-        return False
-    rec.update(fields)
-    store.client.upsert(store.records_col, [_record_row(rec, rec.get("chunk_ids", []))])
-    if {"url", "source", "aliases"} & set(fields):
-        _put(store, store.records_col, [_row(f"u:{u}", "url", key, data={"key": key}) for u in _url_forms(rec)])
-    return True
+def _write_articles(store, upserts: list) -> int:
+    """New versions of articles, BATCH at a time: chunks -> text -> URL forms -> records (each article's
+    switch) -> the old chunks deleted. Returns how many old chunks were deleted."""
+    removed = 0
+    for i in range(0, len(upserts), BATCH):
+        part = upserts[i:i + BATCH]
+        keys = [rec["key"] for rec, _, _ in part]
+        old = store._records([f"a:{k}" for k in keys])
+        _put(store, store.chunks_col, [row for rec, ch, v in part for row in _chunk_rows(rec, ch, v)])
+        texts, urls = [], []
+        for rec, _, _ in part:
+            text = rec.get("text") or ""
+            pieces = [text[j:j + TEXT_PIECE] for j in range(0, len(text), TEXT_PIECE)] or [""]
+            texts += [_row(f"t:{rec['key']}:{n}", "text", rec["key"], text=p) for n, p in enumerate(pieces)]
+            urls += [_row(f"u:{u}", "url", rec["key"], data={"key": rec["key"]}) for u in _url_forms(rec)]
+        store.client.delete(store.records_col, filter=f'kind == "text" and key in {_in(keys)}')
+        _put(store, store.records_col, texts + urls)
+        pause_point("writing")  # crash tests: chunks written, records not yet
+        ids = {rec["key"]: [c.metadata["chunk_id"] for c in ch] for rec, ch, _ in part}
+        _put(store, store.records_col, [_record_row(rec, ids[rec["key"]]) for rec, _, _ in part])
+        keep = [c for cs in ids.values() for c in cs]
+        store.client.delete(store.chunks_col, filter=f"key in {_in(keys)}" + (
+            f" and chunk_id not in {_in(keep)}" if keep else ""))
+        removed += sum(len(set(r.get("chunk_ids", [])) - set(ids[r["key"]])) for r in old.values())
+    return removed
+
+
+def _touch(store, touches: dict[str, dict]) -> None:
+    """New values for some fields of existing records, BATCH at a time."""
+    keys = list(touches)
+    for i in range(0, len(keys), BATCH):
+        recs = store._records([f"a:{k}" for k in keys[i:i + BATCH]])
+        rows, urls = [], []
+        for rec in recs.values():
+            fields = touches[rec["key"]]
+            rec.update(fields)
+            rows.append(_record_row(rec, rec.get("chunk_ids", [])))
+            if {"url", "source", "aliases"} & set(fields):
+                urls += [_row(f"u:{u}", "url", rec["key"], data={"key": rec["key"]}) for u in _url_forms(rec)]
+        _put(store, store.records_col, urls + rows)
 
 
 def commit_pass(store) -> CommitResult:
@@ -82,12 +98,10 @@ def commit_pass(store) -> CommitResult:
         rec = store.article(key)
         removed += len(rec.get("chunk_ids", [])) if rec else 0
         _forget(store, key)
-    for rec, chunks, vectors in store._upserts.values():
-        removed += _write_article(store, rec, chunks, vectors)
-        added += len(chunks)
-    for key, fields in store._touches.items():
-        if key not in store._upserts:
-            _touch(store, key, fields)
+    upserts = list(store._upserts.values())
+    removed += _write_articles(store, upserts)
+    added = sum(len(chunks) for _, chunks, _ in upserts)
+    _touch(store, {k: f for k, f in store._touches.items() if k not in store._upserts})
     when = _now()
     _put(store, store.records_col, [_row(f"x:{k}", "expired", k, data={"reason": r, "removed_at": when})
                                     for k, r in store._expired.items()])
