@@ -12,28 +12,12 @@ import numpy as np
 import pytest
 from langchain_core.documents import Document
 
-from rag_news.chunk import chunk
 from rag_news.errors import IndexCorrupt, IndexLocked, IndexNotFound
 from rag_news.store import NewsIndex, StoreOptions, writer_lock
 from rag_news.store import vectors as vec
+from test_store_backends import STORIES, stage  # the three stories both backends' tests index
 
 LEGACY = Path(__file__).parent / "data" / "legacy-v1-index"
-STORIES = {
-    "http://127.0.0.1/ferry": ("Winter ferry timetable", "2026-11-02", "The last evening ferry to Gullholm Island "
-                               "now leaves at 19:40, two hours earlier than in summer."),
-    "http://127.0.0.1/football": ("Cup run", "2026-10-20", "Larkspur Athletic beat Corrington Rovers 2-1 to reach "
-                                  "the fourth round of the national cup."),
-    "http://127.0.0.1/library": ("New library", None, "The Eastmoor branch library will be built in the old "
-                                 "tram depot on Quarry Lane."),
-}
-
-
-def stage(idx, embedder, settings, key, title, text, published=None):
-    art = Document(page_content=text, metadata={"key": key, "url": key, "title": title, "published": published})
-    chunks = chunk([art], embedder.tokenizer, settings, max_seq_length=embedder.max_seq_length)
-    vecs = embedder.embed_array([c.page_content for c in chunks])
-    idx.upsert({"key": key, "url": key, "title": title, "text": text, "content_hash": str(hash(text)),
-                "published": published}, chunks, vecs)
 
 
 @pytest.fixture

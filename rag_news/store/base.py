@@ -109,6 +109,60 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+class StagedPass:
+    """What both backends share: a pass staged in memory (:meth:`upsert`, :meth:`touch`, :meth:`remove`,
+    notes) until the backend's ``commit`` writes it. Needs ``article(key)`` and ``_dim()`` from the backend."""
+
+    def _clear_staged(self) -> None:
+        self._upserts: dict[str, tuple[dict, list[Document], np.ndarray]] = {}
+        self._removals: set[str] = set()
+        self._touches: dict[str, dict] = {}
+        self._expired: dict[str, str] = {}
+        self._host_notes: dict[str, dict] = {}
+
+    def upsert(self, article: dict, chunks: list[Document], vectors: np.ndarray) -> None:
+        """Stage an article (a record with ``key``; its ``text`` is stored too) with its chunks and one unit
+        vector per chunk; an article already indexed under that key has its chunks replaced."""
+        from ..errors import RagNewsError
+
+        key = article["key"]
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1) if len(chunks) else \
+            np.zeros((0, self._dim()), np.float32)
+        ids = [c.metadata["chunk_id"] for c in chunks]
+        if len(set(ids)) != len(ids):
+            raise RagNewsError(f"duplicate chunk ids while adding {key}")
+        if vectors.shape[1] != self._dim():
+            raise ValueError(f"vectors have dimension {vectors.shape[1]}, the index {self._dim()}")
+        self._removals.discard(key)
+        self._upserts[key] = (dict(article), list(chunks), vectors)
+
+    def touch(self, key: str, **fields) -> None:
+        """Stage new values for some fields of an indexed article's record (``last_seen``, validators...)."""
+        self._touches.setdefault(key, {}).update(fields)
+
+    def remove(self, key: str) -> int:
+        """Stage the removal of an article and its chunks; returns how many chunks it had."""
+        self._upserts.pop(key, None)
+        self._touches.pop(key, None)
+        rec = self.article(key)
+        if rec is None:
+            return 0
+        self._removals.add(key)
+        return len(rec.get("chunk_ids", []))
+
+    def put_host_note(self, host: str, note: dict) -> None:
+        """Stage a host note (the fetch stage's render decision); committed with the pass."""
+        self._host_notes[host] = note
+
+    def mark_expired(self, key: str, reason: str) -> None:
+        """Stage a note that ``key`` was removed for its age, so later passes do not fetch it again."""
+        self._expired[key] = reason
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._upserts or self._removals or self._touches or self._expired or self._host_notes)
+
+
 @contextlib.contextmanager
 def writer_lock(index_dir: Path, wait: bool = False) -> Iterator[None]:
     """Exclusive lock for writers of ``index_dir`` (an flock on ``.lock``). Raises :class:`IndexLocked`

@@ -36,7 +36,7 @@ from langchain_core.documents import Document
 from ..errors import ConfigError, IndexCorrupt, IndexNotFound, RagNewsError
 from ..urls import normalize_url
 from . import records, vectors as vec
-from .base import BUILD_HINT, CommitResult, SearchHit, writer_lock
+from .base import BUILD_HINT, CommitResult, SearchHit, StagedPass, writer_lock
 
 DB_NAME = "index.db"
 RETIRED_GRACE_S = 300  # retired segment files are deleted this long after a merge (readers may still map them)
@@ -62,7 +62,7 @@ class StoreOptions:
                    nprobe=settings.ivf_nprobe)
 
 
-class NewsIndex:
+class NewsIndex(StagedPass):
     """Articles, chunks and vectors of one index folder; see the module docstring."""
 
     def __init__(self, embeddings, *, meta: dict | None = None, path: Path | None = None,
@@ -77,11 +77,7 @@ class NewsIndex:
         self._vectors: vec.VectorSet | None = None
         self._seen_pass = -1
         self._lock = threading.RLock()
-        self._upserts: dict[str, tuple[dict, list[Document], np.ndarray]] = {}
-        self._removals: set[str] = set()
-        self._touches: dict[str, dict] = {}
-        self._expired: dict[str, str] = {}
-        self._host_notes: dict[str, dict] = {}
+        self._clear_staged()
         self._writing = False  # True inside writer(): the writer lock is already held
         self._df: dict[str, int] = {}  # keyword document frequencies, kept while the index size holds
         self._df_at = 0
@@ -358,32 +354,9 @@ class NewsIndex:
 
         return NewsRetriever(index=self, **kwargs)
 
-    # ------------------------------------------------------------------ writing: stage a pass
-    def upsert(self, article: dict, chunks: list[Document], vectors: np.ndarray) -> None:
-        """Stage an article (a record with ``key``; its ``text`` is stored too) with its chunks and one unit
-        vector per chunk; an article already indexed under that key has its chunks replaced."""
-        key = article["key"]
-        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1) if len(chunks) else \
-            np.zeros((0, self.meta.get("dim") or self.embeddings.dim), np.float32)
-        ids = [c.metadata["chunk_id"] for c in chunks]
-        if len(set(ids)) != len(ids):
-            raise RagNewsError(f"duplicate chunk ids while adding {key}")
-        self._removals.discard(key)
-        self._upserts[key] = (dict(article), list(chunks), vectors)
-
-    def touch(self, key: str, **fields) -> None:
-        """Stage new values for some fields of an indexed article's record (``last_seen``, validators...)."""
-        self._touches.setdefault(key, {}).update(fields)
-
-    def remove(self, key: str) -> int:
-        """Stage the removal of an article and its chunks; returns how many chunks it had."""
-        self._upserts.pop(key, None)
-        self._touches.pop(key, None)
-        rec = self.article(key)
-        if rec is None:
-            return 0
-        self._removals.add(key)
-        return len(rec["chunk_ids"])
+    # ------------------------------------------------------------------ writing: stage a pass (StagedPass)
+    def _dim(self) -> int:
+        return int(self.meta.get("dim") or self.embeddings.dim)
 
     def host_note(self, host: str) -> dict | None:
         """What the fetch stage learned about ``host`` (its render decision and evidence), or None."""
@@ -391,18 +364,6 @@ class NewsIndex:
             return self._host_notes[host]
         with self._reading() as conn:
             return records.host_note(conn, host) if conn else None
-
-    def put_host_note(self, host: str, note: dict) -> None:
-        """Stage a host note; committed with the pass."""
-        self._host_notes[host] = note
-
-    def mark_expired(self, key: str, reason: str) -> None:
-        """Stage a note that ``key`` was removed for its age, so later passes do not fetch it again."""
-        self._expired[key] = reason
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._upserts or self._removals or self._touches or self._expired or self._host_notes)
 
     def save(self, index_dir: str | Path | None = None, keep: int | None = None) -> Path:
         """Commit the staged pass (creating the index in ``index_dir`` if it is not on disk yet)."""
@@ -450,7 +411,7 @@ class NewsIndex:
                     return CommitResult(pass_id=None)
                 self._create()
             result = commit_pass(self)
-            self._upserts, self._removals, self._touches, self._expired, self._host_notes = {}, set(), {}, {}, {}
+            self._clear_staged()
             if result.pass_id is not None:
                 from .writer import compact, delete_retired
 

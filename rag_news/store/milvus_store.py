@@ -36,7 +36,7 @@ from langchain_core.documents import Document
 
 from ..errors import ConfigError, IndexNotFound, MissingExtra, RagNewsError
 from ..urls import normalize_url
-from .base import BUILD_HINT, CommitResult, SearchHit
+from .base import BUILD_HINT, CommitResult, SearchHit, StagedPass
 
 log = logging.getLogger(__name__)
 # Milvus Lite does not implement AllocTimestamp: pymilvus's query iterator falls back to a client-side
@@ -84,17 +84,13 @@ def is_local(uri: str) -> bool:
     return "://" not in uri
 
 
-class MilvusStore:
+class MilvusStore(StagedPass):
     """Articles, chunks and vectors in two Milvus collections; see the module docstring."""
 
     def __init__(self, embeddings, client, name: str, uri: str, meta: dict):
         self.embeddings, self.client, self.name, self.uri, self.meta = embeddings, client, name, uri, meta
         self.chunks_col, self.records_col = f"{name}_chunks", f"{name}_records"
-        self._upserts: dict[str, tuple[dict, list[Document], np.ndarray]] = {}
-        self._removals: set[str] = set()
-        self._touches: dict[str, dict] = {}
-        self._expired: dict[str, str] = {}
-        self._host_notes: dict[str, dict] = {}
+        self._clear_staged()
         self._seen_pass = self._pass_count()
 
     # ------------------------------------------------------------------ opening
@@ -298,41 +294,9 @@ class MilvusStore:
 
         return NewsRetriever(index=self, **kwargs)
 
-    # ------------------------------------------------------------------ writing: stage a pass
-    def upsert(self, article: dict, chunks: list[Document], vectors: np.ndarray) -> None:
-        """Stage an article with its chunks and one unit vector per chunk (replaces its old chunks)."""
-        key = article["key"]
-        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1) if chunks else \
-            np.zeros((0, int(self.meta["dim"])), np.float32)
-        ids = [c.metadata["chunk_id"] for c in chunks]
-        if len(set(ids)) != len(ids):
-            raise RagNewsError(f"duplicate chunk ids while adding {key}")
-        if vectors.shape[1] != int(self.meta["dim"]):
-            raise ValueError(f"vectors have dimension {vectors.shape[1]}, the index {self.meta['dim']}")
-        self._removals.discard(key)
-        self._upserts[key] = (dict(article), list(chunks), vectors)
-
-    def touch(self, key: str, **fields) -> None:
-        self._touches.setdefault(key, {}).update(fields)
-
-    def remove(self, key: str) -> int:
-        self._upserts.pop(key, None)
-        self._touches.pop(key, None)
-        rec = self.article(key)
-        if rec is None:
-            return 0
-        self._removals.add(key)
-        return len(rec.get("chunk_ids", []))
-
-    def put_host_note(self, host: str, note: dict) -> None:
-        self._host_notes[host] = note
-
-    def mark_expired(self, key: str, reason: str) -> None:
-        self._expired[key] = reason
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._upserts or self._removals or self._touches or self._expired or self._host_notes)
+    # ------------------------------------------------------------------ writing: stage a pass (StagedPass)
+    def _dim(self) -> int:
+        return int(self.meta["dim"])
 
     def writer(self, wait: bool = False):
         """A pass's context. Milvus has no writer lock: several writers may run at once on disjoint
@@ -354,7 +318,7 @@ class MilvusStore:
         from .milvus_writer import commit_pass
 
         result = commit_pass(self)
-        self._upserts, self._removals, self._touches, self._expired, self._host_notes = {}, set(), {}, {}, {}
+        self._clear_staged()
         self.refresh()
         return result
 
