@@ -74,6 +74,9 @@ def test_since_filters_inside_both_searches(built, small_embedder):
 
 
 def test_pickle_in_the_index_folder_is_never_executed(built, small_embedder, tmp_path):
+    """Pickles planted where a loader would look: beside a version-1 snapshot's ``index.faiss`` (where
+    LangChain's ``FAISS.load_local`` reads its docstore), in place of the files the migration reads, and in
+    place of a vector segment of the current store. Opening never runs them."""
     marker = tmp_path / "pwned"
 
     class Payload:
@@ -81,10 +84,25 @@ def test_pickle_in_the_index_folder_is_never_executed(built, small_embedder, tmp
             return (os.mkdir, (str(marker),))
 
     blob = pickle.dumps(Payload())
-    for where in (built / "index.pkl", built / "vectors" / "index.pkl", built / "docstore.pkl"):
-        where.write_bytes(blob)
-    idx = NewsIndex.open(built, small_embedder)
-    idx.search("ferry")
+
+    def legacy_copy(name):
+        folder = tmp_path / name
+        shutil.copytree(LEGACY, folder)
+        return folder, folder / "snapshots" / (folder / "CURRENT").read_text().strip()
+
+    beside, snap = legacy_copy("beside")
+    (snap / "index.pkl").write_bytes(blob)  # LangChain FAISS's docstore name, next to the FAISS file
+    idx = NewsIndex.open(beside, small_embedder)  # migrates: reads meta.json, index.faiss, the two .jsonl
+    assert len(idx) == 10 and idx.search("tidal power plant")
+    idx.close()
+    for name in ("chunks.jsonl", "articles.jsonl", "meta.json", "index.faiss"):
+        folder, snap = legacy_copy(f"as-{name}")
+        (snap / name).write_bytes(blob)
+        with pytest.raises(IndexCorrupt):
+            NewsIndex.open(folder, small_embedder)
+    (built / "vectors" / segment_files(built)[0]).write_bytes(blob)  # a segment of the current store
+    with pytest.raises(IndexCorrupt):
+        NewsIndex.open(built, small_embedder).search("ferry")
     assert not marker.exists()
     pickle.loads(blob)  # the payload is real: unpickling it would have run code
     assert marker.exists()

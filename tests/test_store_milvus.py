@@ -55,6 +55,7 @@ def test_a_writer_killed_mid_article_leaves_the_old_version_and_the_next_write_c
 
     reader = open_store(s, small_embedder)
     assert reader.article("http://127.0.0.1/ferry")["chunk_ids"] == old
+    assert reader.article_text("http://127.0.0.1/ferry") == STORIES["http://127.0.0.1/ferry"][2]  # the old text
     assert reader.chunk_count == 4  # the killed writer's chunk is there...
     hits = reader.search("last evening ferry to Gullholm Island", k=3) + reader.keyword_search("ferry 18:15", k=3)
     assert hits and all("18:15" not in h.text for h in hits)  # ...but no search returns it

@@ -69,16 +69,20 @@ def _read_jsonl(path: Path, required: tuple[str, ...]) -> Iterator[dict[str, Any
     except FileNotFoundError:
         raise IndexCorrupt(f"{path} is missing") from None
     with f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                raise IndexCorrupt(f"{path}:{n} is not valid JSON (truncated file?)") from None
-            if not isinstance(rec, dict) or any(k not in rec for k in required):
-                raise IndexCorrupt(f"{path}:{n} lacks one of {', '.join(required)}")
-            yield rec
+        try:
+            lines = f.readlines()
+        except UnicodeDecodeError:
+            raise IndexCorrupt(f"{path} is not UTF-8 text (not a chunks/articles file)") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            raise IndexCorrupt(f"{path}:{n} is not valid JSON (truncated file?)") from None
+        if not isinstance(rec, dict) or any(k not in rec for k in required):
+            raise IndexCorrupt(f"{path}:{n} lacks one of {', '.join(required)}")
+        yield rec
 
 
 def read_snapshot(snap: Path) -> tuple[dict, list[dict], dict[str, dict], np.ndarray]:

@@ -183,8 +183,15 @@ class MilvusStore(StagedPass):
         return self._records([f"a:{key}"]).get(f"a:{key}")
 
     def article_text(self, key: str) -> str | None:
+        """The text of the article's current version: the pieces its record names (a writer stopped between
+        writing new pieces and switching the record leaves them unread)."""
+        rec = self.article(key)
+        if rec is None:
+            return None
         rows = self.client.query(self.records_col, filter=f'kind == "text" and key == {_quote(key)}',
-                                 output_fields=["rid", "text"])
+                                 output_fields=["rid", "text", "data"])
+        version = rec.get("text_version")  # absent in indexes written before versioned text: every piece
+        rows = [r for r in rows if (r.get("data") or {}).get("version") == version]
         if not rows:
             return None
         return "".join(r["text"] for r in sorted(rows, key=lambda r: int(r["rid"].rsplit(":", 1)[1])))

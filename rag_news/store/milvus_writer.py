@@ -30,9 +30,11 @@ def _put(store, collection: str, rows: list[dict]) -> None:
         store.client.upsert(collection, rows[i:i + BATCH])
 
 
-def _record_row(rec: dict, chunk_ids: list[str]) -> dict:
+def _record_row(rec: dict, chunk_ids: list[str], text_version: str | None = None) -> dict:
     data = {k: v for k, v in rec.items() if k != "text"}
     data["chunk_ids"] = chunk_ids
+    if text_version is not None:
+        data["text_version"] = text_version  # the text pieces this version of the article reads
     return _row(f"a:{rec['key']}", "article", rec["key"], data=data, content_hash=rec.get("content_hash") or "")
 
 
@@ -47,29 +49,48 @@ def _in(values) -> str:
     return "[" + ", ".join(_quote(v) for v in values) + "]"
 
 
+def _text_rows(rec: dict, version: str) -> list[dict]:
+    """The article's text in pieces, under ids of their own version (an older version's pieces stay
+    readable until the record switches to these)."""
+    text = rec.get("text") or ""
+    pieces = [text[j:j + TEXT_PIECE] for j in range(0, len(text), TEXT_PIECE)] or [""]
+    return [_row(f"t:{rec['key']}:{version}:{n}", "text", rec["key"], data={"version": version}, text=p)
+            for n, p in enumerate(pieces)]
+
+
+def _drop_other_texts(store, versions: dict[str, str]) -> None:
+    """Delete the text pieces of ``versions``' keys that belong to no current version."""
+    rows = store.client.query(store.records_col, filter=f'kind == "text" and key in {_in(list(versions))}',
+                              output_fields=["rid", "key", "data"])
+    stale = [r["rid"] for r in rows if (r.get("data") or {}).get("version") != versions[r["key"]]]
+    if stale:
+        store.client.delete(store.records_col, ids=stale)
+
+
 def _write_articles(store, upserts: list) -> int:
-    """New versions of articles, BATCH at a time: chunks -> text -> URL forms -> records (each article's
-    switch) -> the old chunks deleted. Returns how many old chunks were deleted."""
+    """New versions of articles, BATCH at a time: chunks -> text (new pieces beside the old) -> URL forms ->
+    records (each article's switch) -> the old chunks and text pieces deleted. Returns how many old chunks
+    were deleted."""
     removed = 0
     for i in range(0, len(upserts), BATCH):
         part = upserts[i:i + BATCH]
         keys = [rec["key"] for rec, _, _ in part]
         old = store._records([f"a:{k}" for k in keys])
         _put(store, store.chunks_col, [row for rec, ch, v in part for row in _chunk_rows(rec, ch, v)])
+        versions = {k: uuid.uuid4().hex[:12] for k in keys}
         texts, urls = [], []
         for rec, _, _ in part:
-            text = rec.get("text") or ""
-            pieces = [text[j:j + TEXT_PIECE] for j in range(0, len(text), TEXT_PIECE)] or [""]
-            texts += [_row(f"t:{rec['key']}:{n}", "text", rec["key"], text=p) for n, p in enumerate(pieces)]
+            texts += _text_rows(rec, versions[rec["key"]])
             urls += [_row(f"u:{u}", "url", rec["key"], data={"key": rec["key"]}) for u in _url_forms(rec)]
-        store.client.delete(store.records_col, filter=f'kind == "text" and key in {_in(keys)}')
         _put(store, store.records_col, texts + urls)
-        pause_point("writing")  # crash tests: chunks written, records not yet
+        pause_point("writing")  # crash tests: chunks and text written, records not yet
         ids = {rec["key"]: [c.metadata["chunk_id"] for c in ch] for rec, ch, _ in part}
-        _put(store, store.records_col, [_record_row(rec, ids[rec["key"]]) for rec, _, _ in part])
+        _put(store, store.records_col, [_record_row(rec, ids[rec["key"]], versions[rec["key"]])
+                                        for rec, _, _ in part])
         keep = [c for cs in ids.values() for c in cs]
         store.client.delete(store.chunks_col, filter=f"key in {_in(keys)}" + (
             f" and chunk_id not in {_in(keep)}" if keep else ""))
+        _drop_other_texts(store, versions)
         removed += sum(len(set(r.get("chunk_ids", [])) - set(ids[r["key"]])) for r in old.values())
     return removed
 
