@@ -30,31 +30,38 @@ from rag_news.embed import Embedder  # noqa: E402
 from rag_news.settings import Settings  # noqa: E402
 
 
+def bench_texts(embedder, settings) -> tuple[list[str], int, int, int]:
+    """The texts this benchmark embeds: chunks of the benchmark pages and the sample site (chunked by
+    rag-news with ``embedder``'s tokenizer), then the news-qa questions. Returns ``(texts, chunks,
+    articles, questions)`` counts beside the texts (``benchmarks/bench_gpu_embed.py`` embeds the same)."""
+    import json
+
+    from _common import NEWS_QA
+    from rag_news.sample_site import SITE_DIR
+
+    articles = []
+    for pid, html in load_pages().items():
+        text, info = extract(html)
+        if text:
+            articles.append(Document(page_content=text, metadata={"key": pid, "title": info["title"] or ""}))
+    for f in sorted(SITE_DIR.glob("20*/*/*.html")):
+        text, info = extract(f.read_text(encoding="utf-8"))
+        articles.append(Document(page_content=text, metadata={"key": f.name, "title": info["title"] or ""}))
+    chunks = chunk(articles, embedder.tokenizer, settings, max_seq_length=embedder.max_seq_length)
+    questions = [json.loads(x)["question"] for x in (NEWS_QA / "questions.jsonl").read_text().splitlines() if x]
+    return [c.page_content for c in chunks] + questions, len(chunks), len(articles), len(questions)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--chunks", type=int, default=540)
     args = ap.parse_args()
     settings = Settings(progress=False)
     ours = Embedder(settings).warm_up()
-    articles = []
-    for pid, html in load_pages().items():
-        text, info = extract(html)
-        if text:
-            articles.append(Document(page_content=text, metadata={"key": pid, "title": info["title"] or ""}))
-    from rag_news.sample_site import SITE_DIR
-
-    for f in sorted(SITE_DIR.glob("20*/*/*.html")):
-        text, info = extract(f.read_text(encoding="utf-8"))
-        articles.append(Document(page_content=text, metadata={"key": f.name, "title": info["title"] or ""}))
-    chunks = chunk(articles, ours.tokenizer, settings, max_seq_length=ours.max_seq_length)
-    import json
-
-    from _common import NEWS_QA
-
-    questions = [json.loads(x)["question"] for x in (NEWS_QA / "questions.jsonl").read_text().splitlines() if x]
-    texts = ([c.page_content for c in chunks] + questions)[: args.chunks]
+    texts, n_chunks, n_articles, n_questions = bench_texts(ours, settings)
+    texts = texts[: args.chunks]
     print(f"machine: {machine()}; torch threads {__import__('torch').get_num_threads()}; "
-          f"{len(texts)} texts: {len(chunks)} chunks from {len(articles)} articles + {len(questions)} questions; model {ours.describe()['path']}")
+          f"{len(texts)} texts: {n_chunks} chunks from {n_articles} articles + {n_questions} questions; model {ours.describe()['path']}")
 
     baseline = HuggingFaceEmbeddings(model_name=ours.describe()["path"], model_kwargs={"device": "cpu"},
                                      encode_kwargs={"normalize_embeddings": True})

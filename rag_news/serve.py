@@ -7,7 +7,7 @@ Endpoints (FastAPI, served by uvicorn, bound to 127.0.0.1 unless ``--host`` says
   Server-Sent Events: ``token`` (``{"text"}``) as generated, ``retraction`` if the checks withhold what was
   streamed, then ``answer`` (the same JSON);
 * ``GET /search?q=...&k=5&since=&until=`` — the passages retrieval finds (no model involved);
-* ``GET /health`` — index counts and pass, model, queue;
+* ``GET /health`` — index counts and pass, which FAISS (CPU or GPU, and why), model, queue;
 * ``POST /v1/chat/completions`` (and ``GET /v1/models``) — OpenAI-compatible, streaming or not, so chat
   front-ends can use it: the last user message is the question; the sources follow the answer.
 
@@ -229,6 +229,7 @@ def _routes(app, service: Service) -> None:
         qa = service.qa
         stats = qa.index.stats() if qa._index is not None else {}
         return {"status": "ok", "index": {k: stats.get(k) for k in ("articles", "chunks", "pass")},
+                "faiss": stats.get("faiss"),  # which FAISS searches the vectors (None: not FAISS, or not loaded)
                 "model": qa.info.model if qa.info else None,
                 "queue": {"waiting": service.waiting, "capacity": service.queue_size, "served": service.served}}
 

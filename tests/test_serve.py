@@ -71,6 +71,7 @@ def test_health_search_and_an_answer_identical_to_the_in_process_one(served):
     with client(live, token=None) as c:
         health = c.get("/health").json()  # no token needed
     assert health["status"] == "ok" and health["index"]["articles"] == 4 and "SmolLM2" in health["model"]
+    assert health["faiss"] == qa.index.faiss_in_use() and health["faiss"]["reason"]  # which FAISS, and why
     with client(live) as c:
         found = c.get("/search", params={"q": "tram depot library", "k": 2}).json()
         body = c.post("/ask", json={"question": QUESTION}).json()

@@ -1,6 +1,7 @@
 """``python -m rag_news.store info|check|compact|migrate [--index-dir DIR]``: look after an index.
 
-* ``info``     counts, passes, vector segments (kind, vectors, bytes), deleted vectors waiting for a merge
+* ``info``     counts, passes, vector segments (kind, vectors, bytes), deleted vectors waiting for a merge,
+               which FAISS searches them (``faiss``: build cpu/gpu, on a GPU or not, and why)
 * ``check``    full consistency check: SQLite integrity, every segment against its sha256, vectors vs chunks
 * ``compact``  merge every segment into one now, dropping deleted vectors (passes also merge by themselves)
 * ``migrate``  convert a snapshot-format index (rag-news <= 0.1) in place; opening one does it too

@@ -48,18 +48,20 @@ def _now() -> str:
 
 @dataclass
 class StoreOptions:
-    """Vector search settings (``Settings.vector_index``, ``ivf_min_vectors``, ``ivf_nprobe``)."""
+    """Vector search settings (``Settings.vector_index``, ``ivf_min_vectors``, ``ivf_nprobe``, ``device``:
+    FAISS on a GPU where the build, the machine and the setting allow it, see :mod:`rag_news.store.gpu`)."""
 
     vector_index: str = "auto"      # auto: IVF for merged segments of >= ivf_min_vectors; flat: always exact
     ivf_min_vectors: int = 50_000
     nprobe: int = 16
     merge_factor: int = vec.MERGE_FACTOR
     max_merge_vectors: int = vec.MAX_MERGE_VECTORS
+    device: str = "auto"            # auto | cpu | cuda | cuda:N | mps (Settings.device)
 
     @classmethod
     def from_settings(cls, settings) -> "StoreOptions":
         return cls(vector_index=settings.vector_index, ivf_min_vectors=settings.ivf_min_vectors,
-                   nprobe=settings.ivf_nprobe)
+                   nprobe=settings.ivf_nprobe, device=settings.device)
 
 
 class NewsIndex(StagedPass):
@@ -158,7 +160,8 @@ class NewsIndex(StagedPass):
         except Exception as e:  # noqa: BLE001 - sqlite3.DatabaseError and friends: a damaged file
             self._conn.close()
             raise IndexCorrupt(f"{db} is damaged or not a rag-news index ({str(e)[:120]})") from None
-        self._vectors = vec.VectorSet(self.path / "vectors", self.meta["dim"], self.options.nprobe)
+        self._vectors = vec.VectorSet(self.path / "vectors", self.meta["dim"], self.options.nprobe,
+                                      self.options.device)
         self._seen_pass = -1
         with self._reading():
             pass
@@ -328,13 +331,25 @@ class NewsIndex(StagedPass):
         yield from rows
 
     def stats(self) -> dict:
-        """Counts for ``python -m rag_news.store info``: articles, chunks, pass, segments, deleted vectors."""
+        """Counts for ``python -m rag_news.store info``: articles, chunks, pass, segments, deleted vectors,
+        and which FAISS searches them (``faiss``: build, gpu, device, reason, segments on the GPU)."""
         with self._reading() as conn:
             if conn is None:
-                return {"articles": 0, "chunks": 0, "pass": 0, "segments": [], "deleted_vectors": 0}
+                return {"articles": 0, "chunks": 0, "pass": 0, "segments": [], "deleted_vectors": 0,
+                        "faiss": self.faiss_in_use()}
             return {"articles": self.meta.get("articles", 0), "chunks": self.meta.get("chunks", 0),
                     "pass": self._seen_pass, "segments": records.segments(conn),
-                    "deleted_vectors": conn.execute("SELECT count(*) FROM dead_vectors").fetchone()[0]}
+                    "deleted_vectors": conn.execute("SELECT count(*) FROM dead_vectors").fetchone()[0],
+                    "faiss": self.faiss_in_use()}
+
+    def faiss_in_use(self) -> dict:
+        """Which FAISS searches the vectors: ``{"build": "cpu"|"gpu", "gpu": bool, "device", "reason",
+        "segments_on_gpu", "segments"}`` (see :mod:`rag_news.store.gpu`)."""
+        if self._vectors is not None:
+            return self._vectors.describe()
+        from .gpu import choose
+
+        return {**choose(self.options.device).as_dict(), "segments_on_gpu": 0, "segments": 0}
 
     def segment_rows(self) -> list[dict]:
         """The live vector segments (name, kind, vectors, bytes...)."""

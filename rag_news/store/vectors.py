@@ -12,11 +12,18 @@ merged segment size), and rewrites a segment alone once a third of it is dead. A
 (``python -m rag_news.store compact``) is for quiet hours. A merged segment with at least ``ivf_min_vectors`` vectors also gets an approximate index,
 ``<name>.ivf.faiss`` (IVF with 16-bit float codes, searched with ``nprobe`` lists), which
 readers search instead of the exact file; the exact file stays as the source for later merges.
+
+Where there is a GPU (a faiss-gpu build, a GPU visible, the ``device`` setting allowing it: the choice is
+made in :mod:`rag_news.store.gpu`), each segment is also copied to the GPU and searched there, with the same
+results: GPU indexes ignore FAISS ID selectors, so a GPU search asks for ``k`` plus the segment's dead
+vectors and drops the dead ones itself; searches restricted to a set of vectors (dates) and ``k`` beyond
+what a GPU selects (:data:`~rag_news.store.gpu.GPU_MAX_K`) use the memory-mapped CPU copy.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import secrets
@@ -27,7 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import IndexCorrupt
+from . import gpu
 from .base import fsync_path
+
+log = logging.getLogger(__name__)
 
 VERIFY_MAX_BYTES = 32 << 20  # segment files up to this size are checked against their sha256 on open
 MERGE_FACTOR = 10
@@ -100,12 +110,16 @@ def build_ivf(folder: Path, name: str, vids: np.ndarray, vectors: np.ndarray, se
 
 @dataclass
 class Segment:
-    """An open (memory-mapped) segment: the index searched and its kind."""
+    """An open (memory-mapped) segment: the index searched and its kind; ``on_gpu`` its GPU copy (or None),
+    with ``vids`` (its vector ids) and ``dead`` (how many of them are deleted) for GPU searches."""
 
     name: str
     kind: str
     index: object
     vectors: int
+    on_gpu: object = None
+    vids: np.ndarray | None = None
+    dead: int = 0
 
 
 def open_segment(folder: Path, row: dict, dim: int) -> Segment:
@@ -147,13 +161,22 @@ def read_segment(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 class VectorSet:
-    """The live segments of one index, searched together; deleted vectors excluded by a selector."""
+    """The live segments of one index, searched together; deleted vectors excluded by a selector (on the
+    CPU) or dropped from an over-fetched result (on a GPU).
 
-    def __init__(self, folder: Path, dim: int, nprobe: int = 16):
+    ``device`` is the ``device`` setting (see :func:`rag_news.store.gpu.choose`); ``faiss`` the FAISS module
+    that copies segments to the GPU (default: the installed one; tests pass a stand-in for a GPU)."""
+
+    def __init__(self, folder: Path, dim: int, nprobe: int = 16, device: str = "auto", faiss=None):
+        if faiss is None:
+            import faiss
         self.folder, self.dim, self.nprobe = folder, dim, nprobe
         self.segments: dict[str, Segment] = {}
         self._keep: list = []  # FAISS selectors reference these arrays and objects
         self._not_dead = None
+        self._dead = np.zeros(0, dtype=np.int64)
+        self._faiss = faiss
+        self.placement = gpu.choose(device, faiss)
 
     def sync(self, rows: list[dict], dead: list[int]) -> None:
         """Match the database: open new segments, drop retired ones, rebuild the deleted-vector selector."""
@@ -166,10 +189,35 @@ class VectorSet:
         for name, row in wanted.items():
             if name not in self.segments:
                 self.segments[name] = open_segment(self.folder, row, self.dim)
-        dead_arr = np.asarray(dead, dtype=np.int64)
+                if self.placement.gpu:
+                    self._copy_to_gpu(self.segments[name])
+        dead_arr = np.unique(np.asarray(dead, dtype=np.int64))
         batch = faiss.IDSelectorBatch(dead_arr)
         self._keep = [dead_arr, batch]
         self._not_dead = faiss.IDSelectorNot(batch)
+        self._dead = dead_arr
+        for seg in self.segments.values():
+            if seg.on_gpu is not None:
+                seg.dead = int(np.isin(seg.vids, dead_arr, assume_unique=True).sum()) if len(dead_arr) else 0
+
+    def _copy_to_gpu(self, seg: Segment) -> None:
+        """Put a GPU copy of ``seg`` beside its memory-mapped CPU index (left on the CPU if that fails)."""
+        import faiss
+
+        try:
+            flat = seg.index if seg.kind == "flat" else \
+                faiss.read_index(str(flat_path(self.folder, seg.name)), faiss.IO_FLAG_MMAP_IFC)
+            seg.vids = faiss.vector_to_array(flat.id_map).astype(np.int64)
+            seg.on_gpu = gpu.to_gpu(self._faiss, seg.index, self.placement.device)
+        except (RuntimeError, MemoryError) as e:  # out of GPU memory, an index type the GPU lacks...
+            log.warning("vector segment %s stays on the CPU: %s", seg.name, str(e).strip().splitlines()[-1][:160])
+            seg.on_gpu, seg.vids = None, None
+
+    def describe(self) -> dict:
+        """Which FAISS is in use (``build``, ``gpu``, ``device``, ``reason``) and how many segments are on
+        the GPU (for ``python -m rag_news.store info`` and ``/health``)."""
+        on_gpu = sum(s.on_gpu is not None for s in self.segments.values())
+        return {**self.placement.as_dict(), "segments_on_gpu": on_gpu, "segments": len(self.segments)}
 
     @property
     def count(self) -> int:
@@ -188,6 +236,10 @@ class VectorSet:
         q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
         found: list[tuple[int, float]] = []
         for seg in self.segments.values():
+            if seg.on_gpu is not None and allowed is None and min(k + seg.dead, seg.vectors) <= gpu.GPU_MAX_K \
+                    and self.nprobe <= gpu.GPU_MAX_K:
+                found.extend(self._search_gpu(seg, q, k))
+                continue
             if seg.kind == "ivf":
                 params = faiss.SearchParametersIVF(sel=sel, nprobe=self.nprobe)
             else:
@@ -196,6 +248,23 @@ class VectorSet:
             found.extend((int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0)
         del keep
         return sorted(found, key=lambda p: -p[1])[:k]
+
+    def _search_gpu(self, seg: Segment, q: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The best ``k`` live vectors of ``seg`` from its GPU copy: ``k`` + its dead vectors asked for (GPU
+        indexes ignore ID selectors), the dead ones dropped here."""
+        import faiss
+
+        want = min(k + seg.dead, seg.vectors)
+        with gpu.search_lock(self.placement.device):
+            if seg.kind == "ivf":
+                scores, ids = seg.on_gpu.search(q, want, params=faiss.SearchParametersIVF(nprobe=self.nprobe))
+            else:
+                scores, ids = seg.on_gpu.search(q, want)
+        ids, scores = ids[0], scores[0]
+        live = ids >= 0
+        if seg.dead:
+            live &= ~np.isin(ids, self._dead)
+        return [(int(i), float(s)) for i, s in zip(ids[live][:k], scores[live][:k])]
 
 
 def tier(live: int) -> int:
