@@ -12,7 +12,6 @@ import ipaddress
 import pytest
 
 from rag_news.fetch import fetch
-from rag_news.fetch.reach import Reach, Refused, is_public
 from servers import HostileHandler, InternalHandler, PoliteHandler, serve_handler, serve_on
 
 
@@ -68,6 +67,7 @@ def test_crawl_delay_spaces_chromium_navigations_too(settings):
 
 
 def test_discovery_goes_through_the_same_door(sites, settings):
+    from rag_news.fetch.reach import Reach
     from rag_news.sources import Source, discover
 
     a, b = sites
@@ -89,6 +89,8 @@ def test_discovery_goes_through_the_same_door(sites, settings):
 
 
 def test_public_and_non_public_addresses():
+    from rag_news.fetch.reach import Reach, Refused, is_public
+
     for a in ("127.0.0.1", "10.0.0.5", "172.16.3.4", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
               "::1", "fd00::1", "fe80::1", "::ffff:10.0.0.5", "224.0.0.1", "240.0.0.1"):
         assert not is_public(ipaddress.ip_address(a)), a
@@ -120,6 +122,7 @@ def test_the_checked_address_is_the_one_connected_to(settings):
     rebinding DNS would; a second site listens on 127.0.0.1 at the same port and must get nothing."""
     from rag_news.fetch.http import HttpFetcher
     from rag_news.fetch.polite import HostLimiter
+    from rag_news.fetch.reach import Reach
 
     InternalHandler.log, InternalHandler.hosts = [], []
     answers = iter([["127.0.0.2"], ["127.0.0.1"], ["127.0.0.1"]])
