@@ -130,6 +130,26 @@ def make_pdf(title: str, date: str, lines: list[str]) -> bytes:
     return out.encode("latin-1")
 
 
+def make_pdf_pages(n: int) -> bytes:
+    """A valid PDF of ``n`` pages, one line of Helvetica text on each."""
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>",
+               "<< /Type /Pages /Kids [" + " ".join(f"{4 + 2 * i} 0 R" for i in range(n)) + f"] /Count {n} >>",
+               "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    for i in range(n):
+        text = f"BT /F1 11 Tf 72 740 Td (Page {i} of the harbour report lists cargo figures.) Tj ET"
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {5 + 2 * i} 0 R "
+                       "/Resources << /Font << /F1 3 0 R >> >> >>")
+        objects.append(f"<< /Length {len(text)} >>\nstream\n{text}\nendstream")
+    out, offsets = "%PDF-1.4\n", []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out.encode("latin-1")))
+        out += f"{i} 0 obj\n{body}\nendobj\n"
+    xref = len(out.encode("latin-1"))
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n" + "".join(f"{o:010d} 00000 n \n" for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
+    return out.encode("latin-1")
+
+
 class PoliteHandler(_Quiet):
     """A site that watches how it is fetched: request log (path, start, end), concurrency, robots.txt,
     a page that answers 429 with Retry-After once, a JavaScript-only page, a PDF."""
@@ -263,6 +283,13 @@ class HostileHandler(_Quiet):
             cls._bombs[size] = _bomb(size)
         return cls._bombs[size]
 
+    @classmethod
+    def many_pages(cls, n: int = 2000) -> bytes:
+        """A valid PDF of ``n`` pages (one line of text each): more than ``max_pdf_pages`` reads."""
+        if n not in cls._bombs:
+            cls._bombs[n] = make_pdf_pages(n)
+        return cls._bombs[n]
+
     def _send(self, code, body=b"", ctype="text/html; charset=utf-8", headers=None):
         self.send_response(code)
         self.send_header("Content-Type", ctype)
@@ -323,6 +350,20 @@ class HostileHandler(_Quiet):
         if path == "/broken.pdf":
             return self._send(200, b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 2 0 R >>\nendobj\nxref\n0 garbage",
                               "application/pdf")
+        if path == "/huge.pdf":  # larger than any sane max_page_bytes
+            return self._send(200, b"%PDF-1.4\n" + b"0" * (30 << 20), "application/pdf")
+        if path == "/many-pages.pdf":
+            return self._send(200, self.many_pages(), "application/pdf")
+        if path == "/fanout.xml":  # a sitemap index fanning out to 10,000 sitemaps
+            me = "http://" + self.headers["Host"]
+            locs = "".join(f"<sitemap><loc>{me}/sm/{i}.xml</loc></sitemap>" for i in range(10_000))
+            return self._send(200, ('<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/'
+                                    f'sitemap/0.9">{locs}</sitemapindex>').encode(), "application/xml")
+        if path.startswith("/sm/"):
+            i = path.rsplit("/", 1)[1].split(".")[0]
+            return self._send(200, ('<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/'
+                                    f'0.9"><url><loc>http://{self.headers["Host"]}/page/{i}</loc></url></urlset>').encode(),
+                              "application/xml")
         if path == "/feed-file.xml":
             items = "".join(f"<item><title>x</title><link>{u}</link></item>" for u in
                             ("file:///etc/passwd", "ftp://127.0.0.1/x", f"{other}/from-feed"))

@@ -162,3 +162,17 @@ def test_reindex_every_logs_a_failed_pass_and_carries_on(tmp_path, monkeypatch, 
         signal.signal(signal.SIGINT, old[1])
     assert len(calls) == 2
     assert "pass failed unexpectedly (RuntimeError: a bug no test foresaw (injected))" in caplog.text
+
+
+def test_a_pdf_that_makes_pypdf_raise_limitreachederror_is_a_reason():
+    """Found by tests/test_fuzz_parsers.py against the old pdf.py: two bytes changed in a valid PDF make
+    pypdf raise LimitReachedError (a self-referencing object), which pdf.py did not catch."""
+    from servers import make_pdf
+
+    from rag_news.fetch.pdf import pdf_article
+
+    body = bytearray(make_pdf("Harbour report", "2026-11-04", ["The harbour handled cargo this year."] * 3))
+    for pos, val in [(40931, 1), (999987, 0)]:
+        body[pos % len(body)] = val
+    out = pdf_article(bytes(body), {"source": "http://127.0.0.1/r.pdf"})
+    assert isinstance(out, str) and out.startswith("PDF could not be read")
