@@ -233,13 +233,14 @@ class HttpFetcher:
         finally:
             await r.aclose()
 
-    async def _retrying(self, url: str, slot: bool = True, **kw) -> tuple[Hop, int]:
-        """:meth:`hop` with retries (network errors, timeouts, 429/5xx as ``accept`` decides) and backoff."""
+    async def _retrying(self, url: str, measure: bool = True, **kw) -> tuple[Hop, int]:
+        """:meth:`hop` with retries (network errors, timeouts, 429/5xx as ``accept`` decides) and backoff;
+        ``measure``: the response time feeds the host's autothrottle spacing."""
         s, attempts = self.settings, 0
         while True:
             attempts += 1
             try:
-                async with self.limiter.slot(url, measure=True):
+                async with self.limiter.slot(url, measure=measure):
                     return await self.hop(url, **kw), attempts
             except _Fail as e:
                 e.attempts = attempts
@@ -254,13 +255,14 @@ class HttpFetcher:
                 else:
                     await asyncio.sleep(s.retry_backoff * 2 ** (attempts - 1) * (1 + 0.25 * random.random()))
 
-    async def follow(self, url: str, *, robots: bool = True, via: str = "", **kw) -> tuple[Hop, int]:
+    async def follow(self, url: str, *, robots: bool = True, via: str = "", measure: bool = True,
+                     **kw) -> tuple[Hop, int]:
         """GET ``url`` following redirects one checked hop at a time (each hop: reach, robots.txt,
         budget); ``_Fail`` / :class:`Refused` when it cannot."""
         seen = []
         for _ in range(MAX_REDIRECTS + 1):
             await self.admit(url, via, robots)
-            hop, attempts = await self._retrying(url, via=via, **kw)
+            hop, attempts = await self._retrying(url, measure=measure, via=via, **kw)
             if hop.location is None:
                 return hop, attempts
             seen.append(url)
@@ -272,9 +274,10 @@ class HttpFetcher:
     # ------------------------------------------------------------------ what the crawler asks for
     async def _get_text(self, url: str) -> tuple[int, str]:
         """robots.txt (through the limiter, retried like pages, its first ``ROBOTS_MAX_BYTES`` kept):
-        ``(status, text)``; OSError when unreachable or refused."""
+        ``(status, text)``; OSError when unreachable or refused. Its response time is not the host's
+        (asked once, while everything starts): it does not set the autothrottle spacing."""
         try:
-            hop, _ = await self.follow(url, robots=False, cap=ROBOTS_MAX_BYTES, truncate=True)
+            hop, _ = await self.follow(url, robots=False, measure=False, cap=ROBOTS_MAX_BYTES, truncate=True)
         except (_Fail, Refused) as e:
             raise OSError(e.reason) from None
         except OSError as e:
