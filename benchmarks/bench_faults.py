@@ -118,6 +118,7 @@ def main() -> None:
           f"(children: {out['peak_rss_children_mib']} MiB)")
     if args.json:
         print(json.dumps(out, indent=1))
+    print(f"requests_outside_robots_or_reach: {out['requests_outside_robots_or_reach']}")
 
 
 if __name__ == "__main__":
