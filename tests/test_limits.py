@@ -18,6 +18,7 @@ from servers import HostileHandler, InternalHandler, PoliteHandler, serve_handle
 def hostile():
     HostileHandler.log = []
     InternalHandler.log = []
+    HostileHandler.bomb()  # made before the server answers with it (200 MB to compress)
     with serve_on(InternalHandler, "127.0.0.2") as b, serve_handler(HostileHandler) as a:
         HostileHandler.other = b
         yield a
@@ -176,3 +177,31 @@ def test_a_pdf_that_makes_pypdf_raise_limitreachederror_is_a_reason():
         body[pos % len(body)] = val
     out = pdf_article(bytes(body), {"source": "http://127.0.0.1/r.pdf"})
     assert isinstance(out, str) and out.startswith("PDF could not be read")
+
+
+def test_robots_txt_is_read_only_up_to_its_cap(hostile, settings):
+    """RFC 9309 asks for 500 KiB to be parsed; a 3 MB robots.txt is read no further than that."""
+    import asyncio
+
+    from rag_news.fetch.http import HttpFetcher
+    from rag_news.fetch.polite import ROBOTS_MAX_BYTES, HostLimiter
+    from rag_news.fetch.reach import Reach
+
+    HostileHandler.robots = "User-agent: *\nDisallow: /private/\n" + "# padding\n" * 300_000
+
+    async def go():
+        async with HttpFetcher(settings, HostLimiter(), Reach.from_settings(settings, [hostile])) as door:
+            return await door._get_text(hostile + "/robots.txt")
+
+    try:
+        status, text = asyncio.run(go())
+    finally:
+        HostileHandler.robots = "User-agent: *\nDisallow: /private/\n"
+    assert status == 200 and len(text) == ROBOTS_MAX_BYTES and text.startswith("User-agent: *")
+
+
+def test_a_pdf_read_past_its_time_limit_is_that_pages_error(hostile, settings):
+    result = fetch([hostile + "/many-pages.pdf", hostile + "/page/1"],
+                   settings.replace(render="never", pdf_timeout=0.05))
+    assert [f.url for f in result.fetched] == [hostile + "/page/1"]
+    assert [e.reason for e in result.errors] == ["PDF could not be read (took longer than 0.05s)"]

@@ -377,9 +377,6 @@ class ChromiumScraper:
         return None
 
     async def _fetch_once(self, url: str, page) -> Document:
-        from playwright.async_api import Error as PlaywrightError
-        from playwright.async_api import TimeoutError as PlaywrightTimeout
-
         s = self.settings
         # one tab serves many URLs: each navigation replaces the previous document; a URL that differs
         # from the tab's current one only by #fragment would be a same-document jump, so reset first
