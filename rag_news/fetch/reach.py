@@ -121,11 +121,14 @@ class Reach:
             else:
                 try:
                     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-                except (socket.gaierror, UnicodeError) as e:
-                    raise OSError(f"host not found (DNS lookup failed: {e})") from None
-                answer = list(dict.fromkeys(info[4][0] for info in infos))
-            return self._answers.setdefault(key, answer)  # two lookups at once: the first answer stands
-        return self._answers[key]
+                    answer = list(dict.fromkeys(info[4][0] for info in infos))
+                except (socket.gaierror, UnicodeError) as e:  # remembered too: one lookup per pass
+                    answer = OSError(f"host not found (DNS lookup failed: {e})")
+            self._answers.setdefault(key, answer)  # two lookups at once: the first answer stands
+        answer = self._answers[key]
+        if isinstance(answer, OSError):
+            raise OSError(str(answer))
+        return answer
 
     def resolve(self, url: str, via: str = "") -> str:
         """The address to connect to for ``url``, checked; :class:`Refused` when the policy says no,
