@@ -262,11 +262,11 @@ class ChromiumScraper:
             for _ in range(MAX_REDIRECTS):
                 if hop.location is None:
                     break
-                if first:  # the tab's own navigation: _fetch_once goes to the next hop (checked like this one)
+                if first:  # the tab's own navigation: _goto goes to the next hop (checked like this one)
                     self._redirects[page] = hop.location
                     return await _settle_route(route.abort("aborted"))
                 hop = await self._through_door(req, headers, nav, "redirect to", hop.location)
-            else:
+            if hop.location is not None:
                 raise _Fail("redirect loop (too many redirects)")
         except (Refused, _Fail, _Retry, OSError) as e:
             reason = getattr(e, "reason", None) or str(e)
@@ -360,7 +360,13 @@ class ChromiumScraper:
                     own.append(page)
         finally:
             for p in own:
-                await _close_quietly(p)
+                await self._close_tab(p)
+
+    async def _close_tab(self, page) -> None:
+        """Close a tab (bounded, see :func:`_close_quietly`) and forget what the route handler kept for it."""
+        for kept in (self._asked, self._failures, self._redirects):
+            kept.pop(page, None)
+        await _close_quietly(page)
 
     async def _admit(self, url: str) -> ScrapeError | None:
         """Reach and robots.txt before a tab is opened (the route handler checks every request again)."""
@@ -529,12 +535,12 @@ class ChromiumScraper:
                         # after a failure or a retry this tab may sit on Chromium's error page (and can wedge):
                         # the next URL gets a fresh one
                         if isinstance(r, ScrapeError) or r.metadata["attempts"] > 1:
-                            await _close_quietly(page)
+                            await self._close_tab(page)
                             page = None
                         advance(1)
                 finally:
                     if page is not None:
-                        await _close_quietly(page)
+                        await self._close_tab(page)
 
             n = min(self.settings.concurrency, queue.qsize())
             await asyncio.gather(*(worker() for _ in range(n)))
