@@ -74,7 +74,7 @@ class Settings:
     browser_sandbox: str = "auto"  # auto: Chromium's sandbox where the kernel allows (not as root) | on | off
     # render (Chromium)
     browser_path: str | None = None
-    browser_args: tuple[str, ...] = ()  # extra Chromium flags, e.g. "--proxy-server=http://proxy:3128"
+    browser_args: tuple[str, ...] = ()  # extra Chromium flags (its requests go through the door: no proxy flags)
     concurrency: int = 4
     page_timeout: float = 30.0
     retries: int = 2
