@@ -132,11 +132,13 @@ def update_index(targets: Iterable[Target], settings: Settings | None = None,
                  index_dir: str | Path | None = None, embedder: Embedder | None = None,
                  progress: bool | None = None, *, remove_stale: bool = False, sources: list | None = None,
                  now: datetime | None = None, wait: bool = False,
-                 shard: tuple[int, int] | None = None) -> IndexReport:
+                 shard: tuple[int, int] | None = None, reach=None) -> IndexReport:
     """One incremental pass over ``targets`` (article URLs), committed atomically to ``index_dir``.
 
     ``shard``: ``(I, N)`` — only the targets, and the indexed articles, whose URL hashes to shard I of N
     (:func:`rag_news.urls.shard_of`), so N workers can pass over one (Milvus) index at once.
+    ``reach``: where the crawler may connect (:class:`rag_news.fetch.reach.Reach`; the re-index job passes
+    its sources' policy); None: the hosts of ``targets`` are the operator's named hosts.
 
     Phases: fetch (plain HTTP first, Chromium where a page needs it; known pages are asked for
     conditionally, and a 304 only touches their record) -> dedupe (unchanged content hash: touch; text
@@ -159,6 +161,7 @@ def update_index(targets: Iterable[Target], settings: Settings | None = None,
     with idx.writer(wait=wait):
         run = _Pass(idx, settings, report, now or datetime.now(timezone.utc), sources or [],
                     settings.show_progress() if progress is None else progress, shard)
+        run.reach = reach
         wanted = run.skip_expired(by_key)
         fresh = run.dedupe(run.fetch(wanted), wanted)
         run.embed(fresh, embedder)
@@ -219,7 +222,7 @@ class _Pass:
             requests.append(FetchRequest(t.url, etag, lm))
         if not requests:
             return FetchResult(fetched=[], errors=[])
-        return fetch(requests, self.settings, notes=self.idx, progress=self.progress)
+        return fetch(requests, self.settings, notes=self.idx, progress=self.progress, reach=getattr(self, "reach", None))
 
     def dedupe(self, result: FetchResult, by_key: dict[str, Target]) -> list[tuple]:
         """Decide what each fetched article is: not modified, unchanged, a copy of another article, too old,
@@ -364,14 +367,11 @@ class _Pass:
 def _strong_date(rec: dict) -> bool:
     """A Last-Modified within a second of when the page was fetched may hide a later change in the same
     second (RFC 9110 calls it weak): then it is not used as a validator."""
-    from email.utils import parsedate_to_datetime
+    from .fetch.http import http_date
 
-    try:
-        lm = parsedate_to_datetime(rec["last_modified"])
-    except (KeyError, TypeError, ValueError):
-        return False
+    lm = http_date(rec.get("last_modified"))  # aware; "-0000" and zone-less dates read as UTC
     fetched = _when(rec.get("fetched_at"))
-    return fetched is not None and (fetched - lm).total_seconds() > 1
+    return lm is not None and fetched is not None and (fetched - lm).total_seconds() > 1
 
 
 def open_index(index_dir: str | Path | None = None, settings: Settings | None = None) -> NewsIndex:

@@ -5,7 +5,8 @@ sitemaps), then :func:`rag_news.pipeline.update_index` with removal of stale art
 line (``--json``: one JSON object a pass). ``--shard I/N`` takes only the URLs (and indexed articles) of
 shard I of N, by a stable hash of the URL: with the Milvus backend N workers run at once, one per shard.
 ``--every`` repeats passes in this process (a tick whose
-predecessor is still running is skipped); SIGTERM / Ctrl-C end it after the current pass.
+predecessor is still running is skipped); a pass that fails — for any reason but a configuration error —
+is logged and the next one runs on schedule; SIGTERM / Ctrl-C end it after the current pass.
 
 Exit status: 0 when the pass completed (even with some failed URLs) or another re-index holds the lock
 (without ``--wait``); 1 when it could not run (bad config, no browser, unreadable index, every URL
@@ -31,7 +32,7 @@ from .embed import Embedder
 from .errors import ConfigError, IndexLocked, NothingIndexed, RagNewsError
 from .pipeline import IndexReport, update_index
 from .settings import ENV_PREFIX, Settings
-from .sources import Source, discover, load_sources
+from .sources import Source, discover, load_sources, reach_for
 from .urls import parse_shard
 
 PROG = "python -m rag_news.reindex"
@@ -59,14 +60,15 @@ def run_pass(settings: Settings, sources: list[Source], *, wait: bool = False, n
     """Discover, then update the index (removing stale articles). Raises on problems that stop the pass.
     ``shard``: ``(I, N)``, only this worker's share of the URLs (see :func:`rag_news.pipeline.update_index`)."""
     t0 = time.perf_counter()
+    reach = reach_for(sources, settings, base_url)  # one policy for discovery and the pages it finds
     found = discover(sources, timeout=settings.page_timeout, user_agent=settings.user_agent, now=now,
-                     base_url=base_url)
+                     base_url=base_url, settings=settings, reach=reach)
     for f in found.failed:
         log.warning("%s", f["reason"] + f" ({f['url']})")
     if not found.targets and found.failed and len(found.failed) >= len(sources):
         raise NothingIndexed("no source could be read: " + "; ".join(f"{f['url']}: {f['reason']}" for f in found.failed))
     report = update_index(found.targets, settings, remove_stale=True, sources=sources, now=now, wait=wait,
-                          embedder=embedder, shard=shard)
+                          embedder=embedder, shard=shard, reach=reach)
     report.pages_failed = found.failed + report.pages_failed
     report.duplicates += found.duplicates
     report.discovered += found.duplicates
@@ -153,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         except RagNewsError as e:  # a bad pass (no browser, every URL failed...) does not end the loop
             log.error("pass failed: %s", e)
+        except Exception as e:  # noqa: BLE001 - nor does a surprise: logged with its traceback, next tick
+            log.error("pass failed unexpectedly (%s: %s); the next pass runs on schedule", type(e).__name__, e,
+                      exc_info=e)
         next_tick += every
         now = time.monotonic()
         if now > next_tick:

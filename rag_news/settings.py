@@ -9,6 +9,7 @@ such as ``[[sources]]`` are left to the stages that read them.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import sys
 from dataclasses import dataclass, field, fields
@@ -62,9 +63,18 @@ class Settings:
     max_retry_after: float = 120.0  # longest Retry-After (seconds) waited for; longer fails the URL
     obey_robots: bool = True
     robots_agent: str = "rag-news"  # the product token matched against robots.txt User-agent lines
+    # reach: non-public addresses only at hosts the operator named (URL lists, sources) or allows here
+    allow_hosts: tuple[str, ...] = ()  # extra host names ("intranet.example") or host:port reached though private
+    allow_networks: tuple[str, ...] = ()  # CIDRs ("10.1.0.0/16") whose addresses may be reached
+    max_requests_per_host: int | None = 10_000  # requests one host gets in a pass (pages, hops, subresources)
+    max_feed_bytes: int = 50_000_000  # a feed / sitemap, after decompression (the sitemap protocol's 50 MB)
+    max_sitemaps: int = 1_000  # child sitemaps read per source (a sitemap index fanning out further is cut)
+    max_pdf_pages: int = 300  # PDF pages read; pdf_timeout: seconds for one PDF (read in a child process)
+    pdf_timeout: float = 60.0
+    browser_sandbox: str = "auto"  # auto: Chromium's sandbox where the kernel allows (not as root) | on | off
     # render (Chromium)
     browser_path: str | None = None
-    browser_args: tuple[str, ...] = ()  # extra Chromium flags, e.g. "--proxy-server=http://proxy:3128"
+    browser_args: tuple[str, ...] = ()  # extra Chromium flags (its requests go through the door: no proxy flags)
     concurrency: int = 4
     page_timeout: float = 30.0
     retries: int = 2
@@ -205,6 +215,17 @@ class Settings:
             raise ConfigError("per_host_interval and max_retry_after must be >= 0, render_recheck_days > 0")
         if self.concurrency < 1:
             raise ConfigError("concurrency must be at least 1")
+        if self.browser_sandbox not in {"auto", "on", "off"}:
+            raise ConfigError("browser_sandbox must be auto, on or off")
+        for net in self.allow_networks:
+            try:
+                ipaddress.ip_network(net.strip(), strict=False)
+            except ValueError:
+                raise ConfigError(f"allow_networks: {net!r} is not a network (e.g. 10.1.0.0/16)") from None
+        if self.max_requests_per_host is not None and self.max_requests_per_host < 1:
+            raise ConfigError("max_requests_per_host must be at least 1 (or none)")
+        if self.max_feed_bytes < 1024 or self.max_sitemaps < 1 or self.max_pdf_pages < 1 or self.pdf_timeout <= 0:
+            raise ConfigError("max_feed_bytes (>= 1024), max_sitemaps, max_pdf_pages and pdf_timeout must be positive")
         if self.page_timeout <= 0:
             raise ConfigError("page_timeout must be positive (seconds)")
         if self.retries < 0:

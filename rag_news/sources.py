@@ -5,6 +5,11 @@ turns them into :class:`Target` URLs (with the feed's or sitemap's date where th
 source's ``max_articles`` and ``max_age_days``. Feeds are parsed by ``feedparser``; sitemaps (``urlset``,
 ``sitemapindex``, gzipped or not, Google News ``news:publication_date``) by ``lxml``.
 
+Feeds, sitemaps (and each child of a sitemap index) and robots.txt are read through the fetch stage's one
+door (:class:`rag_news.fetch.http.HttpFetcher`): http(s) only, the reach policy (:func:`reach_for`: the
+hosts the sources name), robots.txt, a deadline per request, ``max_feed_bytes`` after decompression, at
+most ``max_sitemaps`` child sitemaps per source.
+
     [[sources]]
     name = "Ledger"                      # optional; shown in reports and kept on each article
     feed = "https://example.com/rss.xml" # or: sitemap = "...", or: urls = ["...", "..."], or:
@@ -15,11 +20,8 @@ source's ``max_articles`` and ``max_age_days``. Feeds are parsed by ``feedparser
 
 from __future__ import annotations
 
-import gzip
 import logging
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -103,20 +105,24 @@ def load_sources(config: str | Path) -> list[Source]:
 
 
 # ------------------------------------------------------------------------------------------ fetching
-def fetch(url: str, timeout: float, user_agent: str, max_bytes: int = 20_000_000) -> bytes:
-    req = urllib.request.Request(url, headers={"User-Agent": user_agent, "Accept-Encoding": "identity"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            body = r.read(max_bytes + 1)
-    except urllib.error.HTTPError as e:
-        raise OSError(f"HTTP {e.code} {e.reason}") from None
-    except urllib.error.URLError as e:
-        raise OSError(str(e.reason)) from None
-    if len(body) > max_bytes:
-        raise OSError(f"larger than {max_bytes:,} bytes")
-    if body[:2] == b"\x1f\x8b":
-        body = gzip.decompress(body)
-    return body
+def reach_for(sources: list[Source], settings=None, base_url: str | None = None):
+    """The reach policy of a pass over ``sources``: the hosts they name (feed, sitemap, site, URL lists,
+    ``base_url``) plus ``settings.allow_hosts`` / ``allow_networks``."""
+    from .fetch.reach import Reach
+    from .settings import Settings
+
+    named = [base_url] if base_url else []
+    for src in sources:
+        named += [u for u in (src.feed, src.sitemap, src.site) if u]
+        named += [urllib.parse.urljoin(base_url, u) if base_url else u for u in src.urls]
+    return Reach.from_settings(settings or Settings(), named)
+
+
+def _body(data: bytes, cap: int) -> bytes:
+    """A gzipped file (``.xml.gz``) decompressed within ``cap``; others as they are."""
+    from .fetch.http import gunzip
+
+    return gunzip(data, cap) if data[:2] == b"\x1f\x8b" else data
 
 
 def _iso(value) -> str | None:
@@ -177,34 +183,44 @@ def parse_sitemap(body: bytes) -> tuple[list[Target], list[str]]:
     return out, children
 
 
-def read_sitemaps(urls: list[str], timeout: float, user_agent: str, failed: list[dict]) -> list[Target]:
-    """Articles of sitemaps (following sitemap indexes two levels down); failures appended to ``failed``."""
-    found, queue, depth = [], list(urls), 0
+async def read_sitemaps(door, urls: list[str], failed: list[dict], via: str = "") -> list[Target]:
+    """Articles of sitemaps (following sitemap indexes two levels down, at most ``max_sitemaps`` child
+    sitemaps); failures appended to ``failed``."""
+    cap, budget = door.settings.max_feed_bytes, door.settings.max_sitemaps
+    found, queue, depth, children = [], list(urls), 0, 0
     while queue and depth < 3:
         nxt = []
         for sm in queue:
             try:
-                arts, kids = parse_sitemap(fetch(sm, timeout, user_agent))
+                arts, kids = parse_sitemap(_body(await door.get_document(sm, cap, via), cap))
             except OSError as e:
                 failed.append({"url": sm, "reason": f"sitemap: {e}"})
                 continue
             found.extend(arts)
-            nxt.extend(kids)
-        queue, depth = nxt, depth + 1
+            room = max(0, budget - children - len(nxt))
+            if len(kids) > room:
+                failed.append({"url": sm, "reason": f"sitemap: {len(kids) - room:,} of its {len(kids):,} child sitemaps "
+                               f"not read (max_sitemaps {budget:,} per source)"})
+            nxt.extend(kids[:room])
+        children += len(nxt)
+        queue, depth, via = nxt, depth + 1, "a sitemap index entry at"
     return found
 
 
-def robots_sitemaps(site: str, timeout: float, user_agent: str) -> list[str]:
+async def robots_sitemaps(door, site: str) -> list[str]:
     """The sitemaps a site's robots.txt lists (``Sitemap:`` lines), else its ``/sitemap.xml``."""
     from protego import Protego
 
     root = urllib.parse.urljoin(site, "/")
-    try:
-        listed = list(Protego.parse(fetch(root + "robots.txt", timeout, user_agent).decode("utf-8", "replace")).sitemaps)
-    except OSError as e:
-        if not str(e).startswith("HTTP 4"):
-            raise OSError(f"robots.txt: {e}") from None
-        listed = []
+    if door.robots is not None:
+        listed, problem = await door.robots.listing(root)
+        if problem:
+            raise OSError(f"robots.txt: {problem}")
+    else:
+        status, text = await door._get_text(root + "robots.txt")
+        if status >= 500:
+            raise OSError(f"robots.txt: HTTP {status}")
+        listed = list(Protego.parse(text).sitemaps) if 200 <= status < 300 else []
     return [urllib.parse.urljoin(root, u) for u in listed] or [root + "sitemap.xml"]
 
 
@@ -220,41 +236,78 @@ def _apply_limits(targets: list[Target], source: Source, now: datetime) -> list[
 
 
 def discover(sources: list[Source], timeout: float = 30.0, user_agent: str = "rag-news",
-             now: datetime | None = None, base_url: str | None = None) -> Discovery:
-    """Article URLs from every source, de-duplicated across sources (first source wins)."""
-    now = now or datetime.now(timezone.utc)
+             now: datetime | None = None, base_url: str | None = None, settings=None, reach=None) -> Discovery:
+    """Article URLs from every source, de-duplicated across sources (first source wins). ``settings``:
+    limits, politeness and reach settings (default: ``Settings(page_timeout=timeout, user_agent=...)``);
+    ``reach``: the pass's policy (default :func:`reach_for` the sources)."""
+    import asyncio
+    import concurrent.futures
+
+    from .settings import Settings
+
+    settings = settings or Settings(page_timeout=timeout, user_agent=user_agent)
+    reach = reach if reach is not None else reach_for(sources, settings, base_url)
+    args = (sources, settings, reach, now or datetime.now(timezone.utc), base_url)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_discover(*args))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:  # inside a running loop (Jupyter)
+        return pool.submit(lambda: asyncio.run(_discover(*args))).result()
+
+
+async def _discover(sources: list[Source], settings, reach, now: datetime, base_url: str | None) -> Discovery:
+    from .fetch.http import HttpFetcher
+    from .fetch.polite import HostLimiter
+
+    limiter = HostLimiter(settings.per_host_concurrency, settings.per_host_interval, settings.autothrottle,
+                          budget=settings.max_requests_per_host)
     targets: list[Target] = []
     failed: list[dict] = []
     per_source: dict[str, int] = {}
     seen: set[str] = set()
     duplicates = 0
-    for src in sources:
-        found: list[Target] = []
+    async with HttpFetcher(settings, limiter, reach) as door:
+        for src in sources:
+            found = await _one_source(door, src, failed, base_url)
+            found = _apply_limits(found, src, now)
+            kept = 0
+            for t in found:
+                key = normalize_url(t.url)
+                if key in seen:
+                    duplicates += 1
+                    continue
+                seen.add(key)
+                t.source = src.name
+                targets.append(t)
+                kept += 1
+            per_source[src.name] = kept
+            log.info("source %s: %d article URLs", src.name, kept)
+    return Discovery(targets=targets, failed=failed, per_source=per_source, duplicates=duplicates)
+
+
+async def _one_source(door, src: Source, failed: list[dict], base_url: str | None) -> list[Target]:
+    """One source's article URLs (its failures appended to ``failed``; a surprise fails only this source)."""
+    cap = door.settings.max_feed_bytes
+    try:
         if src.urls:
-            found = [Target(url=urllib.parse.urljoin(base_url, u) if base_url else u) for u in src.urls]
-        elif src.feed:
+            return [Target(url=urllib.parse.urljoin(base_url, u) if base_url else u) for u in src.urls]
+        if src.feed:
             try:
-                found = parse_feed(fetch(src.feed, timeout, user_agent), src.feed)
+                return parse_feed(_body(await door.get_document(src.feed, cap), cap), src.feed)
             except OSError as e:
                 failed.append({"url": src.feed, "reason": f"feed: {e}"})
-        elif src.sitemap:
-            found = read_sitemaps([src.sitemap], timeout, user_agent, failed)
-        else:
-            try:
-                found = read_sitemaps(robots_sitemaps(src.site, timeout, user_agent), timeout, user_agent, failed)
-            except OSError as e:
-                failed.append({"url": src.site, "reason": f"site: {e}"})
-        found = _apply_limits(found, src, now)
-        kept = 0
-        for t in found:
-            key = normalize_url(t.url)
-            if key in seen:
-                duplicates += 1
-                continue
-            seen.add(key)
-            t.source = src.name
-            targets.append(t)
-            kept += 1
-        per_source[src.name] = kept
-        log.info("source %s: %d article URLs", src.name, kept)
-    return Discovery(targets=targets, failed=failed, per_source=per_source, duplicates=duplicates)
+                return []
+        if src.sitemap:
+            return await read_sitemaps(door, [src.sitemap], failed)
+        try:
+            listed = await robots_sitemaps(door, src.site)
+        except OSError as e:
+            failed.append({"url": src.site, "reason": f"site: {e}"})
+            return []
+        return await read_sitemaps(door, listed, failed, "a robots.txt Sitemap: line at")
+    except Exception as e:  # noqa: BLE001 - one source's surprise is that source's failure
+        log.warning("source %s failed", src.name, exc_info=e)
+        failed.append({"url": src.feed or src.sitemap or src.site or src.name,
+                       "reason": f"unexpected error ({type(e).__name__}: {str(e)[:160]})"})
+        return []

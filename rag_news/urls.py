@@ -55,6 +55,8 @@ def read_url_list(items: Iterable[str], base_url: str | None = None) -> list[str
                 out.append(line)
         elif "://" not in item and ":" not in item and "/" in item and not item.startswith("/"):
             raise RagNewsError(f"URL list file not found: {item}")
+        elif "://" not in item and ":" not in item and "/" not in item:  # "urls.txtt": a mistyped file name
+            raise RagNewsError(f"no such file: {item} (and not a URL: URLs start with http:// or https://)")
         else:
             out.append(item)
     return list(dict.fromkeys(out))

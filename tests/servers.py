@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import http.server
 import threading
 import time
+import zlib
 
 from rag_news.sample_site import serve_handler  # noqa: F401  (re-exported for the tests)
 
@@ -127,6 +130,26 @@ def make_pdf(title: str, date: str, lines: list[str]) -> bytes:
     return out.encode("latin-1")
 
 
+def make_pdf_pages(n: int) -> bytes:
+    """A valid PDF of ``n`` pages, one line of Helvetica text on each."""
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>",
+               "<< /Type /Pages /Kids [" + " ".join(f"{4 + 2 * i} 0 R" for i in range(n)) + f"] /Count {n} >>",
+               "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    for i in range(n):
+        text = f"BT /F1 11 Tf 72 740 Td (Page {i} of the harbour report lists cargo figures.) Tj ET"
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {5 + 2 * i} 0 R "
+                       "/Resources << /Font << /F1 3 0 R >> >> >>")
+        objects.append(f"<< /Length {len(text)} >>\nstream\n{text}\nendstream")
+    out, offsets = "%PDF-1.4\n", []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out.encode("latin-1")))
+        out += f"{i} 0 obj\n{body}\nendobj\n"
+    xref = len(out.encode("latin-1"))
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n" + "".join(f"{o:010d} 00000 n \n" for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
+    return out.encode("latin-1")
+
+
 class PoliteHandler(_Quiet):
     """A site that watches how it is fetched: request log (path, start, end), concurrency, robots.txt,
     a page that answers 429 with Retry-After once, a JavaScript-only page, a PDF."""
@@ -195,4 +218,165 @@ class PoliteHandler(_Quiet):
                 "The authority will dredge the inner basin next spring."]), "application/pdf")
         if path.startswith(("/page/", "/private/")):
             return self._send(200, article_html(f"Story {path}", word="marina").encode())
+        return self._send(404, b"no such page")
+
+
+# ------------------------------------------------------------------------------------------ hostile sites
+@contextlib.contextmanager
+def serve_on(handler_cls, host: str = "127.0.0.1", port: int = 0):
+    """Like ``serve_handler`` on another loopback address (``127.0.0.2`` stands for a host nobody named:
+    an internal service, a cloud metadata address). Only 127.0.0.0/8 is ever bound."""
+    import ipaddress
+
+    assert ipaddress.ip_address(host).is_loopback, host
+    server = http.server.ThreadingHTTPServer((host, port), handler_cls)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="rag-news-http", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+class InternalHandler(_Quiet):
+    """Site B: a service nobody listed. Every request it gets is logged (the tests want none)."""
+
+    log: list = []
+    hosts: list = []
+    SECRET = "INTERNAL-ONLY payroll figures of the harbour authority"
+
+    def do_GET(self):
+        type(self).log.append(self.path)
+        type(self).hosts.append(self.headers.get("Host"))
+        body = article_html(self.SECRET, word="payroll").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_HEAD = do_GET
+
+
+def _bomb(size: int) -> bytes:
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = b"\0" * (1 << 20)
+    return b"".join(z.compress(block) for _ in range(size >> 20)) + z.flush()
+
+
+class HostileHandler(_Quiet):
+    """Site A: listed by the operator, hostile in every way a site can be. ``other`` is site B's base URL;
+    ``robots`` its robots.txt; ``log`` every path asked for."""
+
+    other = "http://127.0.0.2:9"
+    robots = "User-agent: *\nDisallow: /private/\n"
+    log: list = []
+    lock = threading.Lock()
+    _bombs: dict = {}
+
+    @classmethod
+    def bomb(cls, size: int = 200 << 20) -> bytes:
+        if size not in cls._bombs:
+            cls._bombs[size] = _bomb(size)
+        return cls._bombs[size]
+
+    @classmethod
+    def many_pages(cls, n: int = 2000) -> bytes:
+        """A valid PDF of ``n`` pages (one line of text each): more than ``max_pdf_pages`` reads."""
+        if n not in cls._bombs:
+            cls._bombs[n] = make_pdf_pages(n)
+        return cls._bombs[n]
+
+    def _send(self, code, body=b"", ctype="text/html; charset=utf-8", headers=None):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        headers = dict(headers or {})
+        self.send_header("Content-Length", headers.pop("Content-Length", str(len(body))))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def do_GET(self):  # noqa: C901 - a table of cases
+        with type(self).lock:
+            type(self).log.append(self.path)
+        path, other = self.path.split("?")[0], type(self).other
+        short = "<html><head><title>Moved</title>{head}</head><body><p>Moved.</p>{body}</body></html>"
+        if path == "/robots.txt":
+            return self._send(200, type(self).robots.encode(), "text/plain")
+        if path.startswith(("/page/", "/private/")):
+            return self._send(200, article_html(f"Story {path}", word="marina").encode())
+        if path == "/redirect-to-b":
+            return self._send(302, b"", headers={"Location": other + "/internal"})
+        if path == "/meta-to-b":
+            return self._send(200, short.format(head=f'<meta http-equiv="refresh" content="0; url={other}/meta">',
+                                                body="").encode())
+        if path == "/script-to-b":
+            return self._send(200, article_html("A story that sends scripts elsewhere").replace(
+                "</body>", f"<script>location.href = '{other}/script';</script></body>").encode())
+        if path == "/embeds-b":
+            return self._send(200, article_html("A story that embeds the internal service").replace(
+                "</body>", f'<iframe src="{other}/frame"></iframe><script>fetch("{other}/xhr").catch(() => 0);'
+                           f'</script><link rel="stylesheet" href="{other}/style.css"></body>').encode())
+        if path == "/drip":  # a slow drip: one byte every 0.2 s for up to 20 s
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            try:
+                for _ in range(100):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
+        if path == "/gzip-bomb":
+            return self._send(200, self.bomb(), headers={"Content-Encoding": "gzip"})
+        if path == "/truncated-gzip":
+            whole = gzip.compress(article_html("Cut short", n=40).encode())
+            return self._send(200, whole[: len(whole) // 2], headers={"Content-Encoding": "gzip"})
+        if path == "/lying-length":
+            return self._send(200, b"<html><body><p>short", headers={"Content-Length": "100000"})
+        if path == "/loop":
+            return self._send(302, b"", headers={"Location": "/loop-2"})
+        if path == "/loop-2":
+            return self._send(302, b"", headers={"Location": "/loop"})
+        if path == "/broken.pdf":
+            return self._send(200, b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 2 0 R >>\nendobj\nxref\n0 garbage",
+                              "application/pdf")
+        if path == "/huge.pdf":  # larger than any sane max_page_bytes
+            return self._send(200, b"%PDF-1.4\n" + b"0" * (30 << 20), "application/pdf")
+        if path == "/many-pages.pdf":
+            return self._send(200, self.many_pages(), "application/pdf")
+        if path == "/fanout.xml":  # a sitemap index fanning out to 10,000 sitemaps
+            me = "http://" + self.headers["Host"]
+            locs = "".join(f"<sitemap><loc>{me}/sm/{i}.xml</loc></sitemap>" for i in range(10_000))
+            return self._send(200, ('<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/'
+                                    f'sitemap/0.9">{locs}</sitemapindex>').encode(), "application/xml")
+        if path.startswith("/sm/"):
+            i = path.rsplit("/", 1)[1].split(".")[0]
+            return self._send(200, ('<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/'
+                                    f'0.9"><url><loc>http://{self.headers["Host"]}/page/{i}</loc></url></urlset>').encode(),
+                              "application/xml")
+        if path == "/feed-file.xml":
+            items = "".join(f"<item><title>x</title><link>{u}</link></item>" for u in
+                            ("file:///etc/passwd", "ftp://127.0.0.1/x", f"{other}/from-feed"))
+            return self._send(200, f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}'
+                                   "</channel></rss>".encode(), "application/rss+xml")
+        if path == "/index-to-b.xml":
+            locs = "".join(f"<sitemap><loc>{u}</loc></sitemap>" for u in ("file:///etc/passwd", f"{other}/sm.xml"))
+            return self._send(200, f'<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/'
+                                   f'sitemap/0.9">{locs}</sitemapindex>'.encode(), "application/xml")
+        if path == "/bomb.xml.gz":
+            return self._send(200, self.bomb(), "application/gzip")
+        if path == "/truncated.xml.gz":
+            whole = gzip.compress(b'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+                                  + b"<url><loc>http://127.0.0.1/a</loc></url>" * 2000 + b"</urlset>")
+            return self._send(200, whole[: len(whole) // 2], "application/gzip")
         return self._send(404, b"no such page")

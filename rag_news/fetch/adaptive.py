@@ -33,8 +33,9 @@ from ..progress import progress_bar
 from ..settings import Settings
 from .base import FetchError, Fetched, FetchRequest, FetchResult, check_url, host_of
 from .http import PDF_TYPES, HttpFetcher, RawPage
-from .pdf import pdf_article
+from .pdf import PdfReaderPool
 from .polite import HostLimiter
+from .reach import Reach
 
 NOTE_VERSION = 1
 _JS_REQUIRED = re.compile(
@@ -143,12 +144,14 @@ def _why(host: str, note: dict) -> str:
 class _Run:
     """One fetch: static pass over every URL, then the renders the checks and host decisions ask for."""
 
-    def __init__(self, settings: Settings, notes: HostNotes, progress: bool):
-        self.settings, self.notes, self.progress = settings, notes, progress
-        self.limiter = HostLimiter(settings.per_host_concurrency, settings.per_host_interval, settings.autothrottle)
+    def __init__(self, settings: Settings, notes: HostNotes, progress: bool, reach: Reach):
+        self.settings, self.notes, self.progress, self.reach = settings, notes, progress, reach
+        self.limiter = HostLimiter(settings.per_host_concurrency, settings.per_host_interval, settings.autothrottle,
+                                   budget=settings.max_requests_per_host)
         # cleaning runs beside the event loop, one page at a time: trafilatura shares lxml parsers between
         # calls, and two threads cleaning at once crashed the process ("double free or corruption")
         self.pool = ThreadPoolExecutor(max_workers=1)
+        self.pdfs = PdfReaderPool(settings.pdf_timeout, settings.max_pdf_pages)  # a child process, bounded
         self.browser = None
         self.rendered = 0
         self.now = datetime.now(timezone.utc)
@@ -157,16 +160,21 @@ class _Run:
         t0 = time.perf_counter()
         pages = [_Page(r) for r in {r.url: r for r in requests}.values()]
         try:
-            samples = self._samples(pages)  # known before anything is fetched: render them meanwhile
-            sampling = asyncio.create_task(self._render([p for group in samples.values() for p in group], False))
-            async with HttpFetcher(self.settings, self.limiter) as http:
+            async with HttpFetcher(self.settings, self.limiter, self.reach) as http:
+                self.http = http  # the one door: Chromium's requests go through it too
+                samples = self._samples(pages)  # known before anything is fetched: render them meanwhile
+                sampling = asyncio.create_task(self._render([p for group in samples.values() for p in group], False))
                 await self._fetch_static(http, pages)
-            await sampling
-            await self._plan_and_render([p for p in pages if p.outcome is None], samples)
+                await sampling
+                await self._isolated(self._plan_and_render([p for p in pages if p.outcome is None], samples), pages)
+                if self.browser is not None:
+                    await self.browser.close()
+                    self.browser = None
         finally:
             if self.browser is not None:
                 await self.browser.close()
             self.pool.shutdown(wait=False)
+            self.pdfs.close()
         fetched = [p.outcome for p in pages if isinstance(p.outcome, Fetched)]
         errors = [p.outcome for p in pages if isinstance(p.outcome, FetchError)]
         skipped = [e for e in errors if e.reason.startswith(("disallowed by robots.txt", "robots.txt"))]
@@ -177,13 +185,16 @@ class _Run:
         gate = asyncio.Semaphore(self.settings.http_concurrency)
         with progress_bar("Fetching", len(pages), self.progress) as advance:
             async def one(p: _Page) -> None:
-                async with gate:
-                    raw = await http.get(p.request)
-                if isinstance(raw, FetchError):
-                    p.outcome = raw
-                else:
-                    p.raw = raw
-                    await self._read_static(p)
+                try:
+                    async with gate:
+                        raw = await http.get(p.request)
+                    if isinstance(raw, FetchError):
+                        p.outcome = raw
+                    else:
+                        p.raw = raw
+                        await self._read_static(p)
+                except Exception as e:  # one page's surprise is that page's error, never the pass's
+                    p.outcome = _unexpected(p.request.url, e, "fetching")
                 advance(1)
 
             await asyncio.gather(*(one(p) for p in pages))
@@ -193,7 +204,7 @@ class _Run:
         if raw.status == 304:
             p.outcome = Fetched(p.request.url, None, raw.meta(), "static", "not modified (HTTP 304)")
         elif raw.content_type in PDF_TYPES or raw.body.startswith(b"%PDF-"):
-            art = await loop.run_in_executor(self.pool, pdf_article, raw.body, raw.meta())
+            art = await self.pdfs.read(raw.body, raw.meta())
             p.outcome = (Fetched(p.request.url, art, raw.meta(), "pdf", "a PDF document") if isinstance(art, Document)
                          else FetchError(p.request.url, art, raw.status, raw.attempts))
         else:
@@ -251,6 +262,15 @@ class _Run:
         self.notes.put_host_note(host, note)
         return note
 
+    async def _isolated(self, work, pages: list[_Page]) -> None:
+        """Run ``work``; if it raises, every page still without an outcome gets that as its error."""
+        try:
+            await work
+        except Exception as e:
+            for p in pages:
+                if p.outcome is None:
+                    p.outcome = _unexpected(p.request.url, e, "rendering")
+
     async def _render(self, pages: list[_Page], progress: bool | None = None) -> None:
         if not pages:
             return
@@ -259,7 +279,7 @@ class _Run:
 
         if self.browser is None:
             try:
-                self.browser = ChromiumScraper(self.settings, limiter=self.limiter)
+                self.browser = ChromiumScraper(self.settings, limiter=self.limiter, door=self.http)
                 await self.browser.start()
             except BrowserNotFound as e:
                 self.browser = None
@@ -278,7 +298,10 @@ class _Run:
                 p.render_error = errors.get(p.request.url) or FetchError(p.request.url, "rendering failed")
                 continue
             p.render_tried = True
-            p.rendered = await loop.run_in_executor(self.pool, clean, doc, self.settings)
+            try:
+                p.rendered = await loop.run_in_executor(self.pool, clean, doc, self.settings)
+            except Exception as e:
+                p.render_error = _unexpected(p.request.url, e, "cleaning the rendered page")
 
     def _choose(self, p: _Page, reason: str, prefer_rendered: bool) -> None:
         """The article to keep: the rendered one where rendering is preferred, unless it lost the served
@@ -306,10 +329,20 @@ class _Run:
             p.outcome = FetchError(url, why, p.raw.status, p.raw.attempts)
 
 
+def _unexpected(url: str, e: Exception, doing: str) -> FetchError:
+    import logging
+
+    logging.getLogger(__name__).warning("%s: unexpected %s while %s", url, type(e).__name__, doing, exc_info=e)
+    first = (str(e).strip().splitlines() or [""])[0][:160]
+    return FetchError(url, f"unexpected error while {doing} ({type(e).__name__}{': ' + first if first else ''})")
+
+
 async def afetch(requests: list[FetchRequest | str], settings: Settings | None = None, notes: HostNotes | None = None,
-                 progress: bool | None = None) -> FetchResult:
+                 progress: bool | None = None, reach: Reach | None = None) -> FetchResult:
     """Fetch and clean ``requests`` (URLs, or :class:`FetchRequest` with validators). ``notes`` keeps the
-    per-host render decisions (the index, normally); None keeps them for this call only."""
+    per-host render decisions (the index, normally); None keeps them for this call only. ``reach``: where
+    the crawler may connect (:class:`~rag_news.fetch.reach.Reach`); None: the hosts of ``requests`` are the
+    operator's named hosts (plus ``settings.allow_hosts`` / ``allow_networks``)."""
     from .render import find_browser
 
     settings = settings or Settings()
@@ -317,15 +350,17 @@ async def afetch(requests: list[FetchRequest | str], settings: Settings | None =
         find_browser(settings)  # a browser_path that is not a browser is a configuration error: say so now
     reqs = [r if isinstance(r, FetchRequest) else FetchRequest(r) for r in requests]
     show = settings.show_progress() if progress is None else progress
-    return await _Run(settings, notes if notes is not None else MemoryNotes(), show).run(reqs)
+    if reach is None:
+        reach = Reach.from_settings(settings, [r.url for r in reqs])
+    return await _Run(settings, notes if notes is not None else MemoryNotes(), show, reach).run(reqs)
 
 
 def fetch(requests: list[FetchRequest | str], settings: Settings | None = None, notes: HostNotes | None = None,
-          progress: bool | None = None) -> FetchResult:
+          progress: bool | None = None, reach: Reach | None = None) -> FetchResult:
     """Synchronous :func:`afetch`; inside a running event loop (Jupyter) it runs in a worker thread."""
     import concurrent.futures
 
-    args = (list(requests), settings, notes, progress)
+    args = (list(requests), settings, notes, progress, reach)
     try:
         asyncio.get_running_loop()
     except RuntimeError:

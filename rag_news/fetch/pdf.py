@@ -24,19 +24,24 @@ def pdf_date(value) -> str | None:
     return f"{year}-{month}-{day}"
 
 
-def pdf_article(body: bytes, meta: dict) -> Document | str:
+def pdf_article(body: bytes, meta: dict, max_pages: int = 300) -> Document | str:
     """The article a PDF holds, as the cleaner's output (Markdown-ish text + metadata), or a reason why
-    there is none (damaged, encrypted, scanned without a text layer)."""
+    there is none (damaged, encrypted, scanned without a text layer). At most ``max_pages`` pages are
+    read; whatever pypdf raises on a hostile file is that file's reason, never the caller's exception."""
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(body))
         if reader.is_encrypted:
             return "PDF is encrypted"
-        pages = [(p.extract_text() or "").strip() for p in reader.pages]
+        pages = []
+        for i, p in enumerate(reader.pages):
+            if i >= max_pages:
+                break
+            pages.append((p.extract_text() or "").strip())
         info = reader.metadata or {}
-    except (PdfReadError, ValueError, KeyError, TypeError) as e:
+        info = {k: info.get(k) for k in ("/Title", "/Author", "/CreationDate", "/ModDate")}
+    except (Exception, RecursionError) as e:  # noqa: BLE001 - pypdf raises many types on damaged files
         return f"PDF could not be read ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})"
     text = "\n\n".join(_tidy(p) for p in pages if p)
     if len(text.split()) < 5:
@@ -54,3 +59,71 @@ def _tidy(page_text: str) -> str:
     """Join lines that a PDF broke inside a paragraph; keep blank-line paragraph breaks."""
     paragraphs = re.split(r"\n\s*\n", page_text)
     return "\n\n".join(re.sub(r"-\n(?=[a-z])", "", p).replace("\n", " ").strip() for p in paragraphs if p.strip())
+
+
+PDF_MEMORY_BYTES = 2 << 30  # the child that reads PDFs may use this much address space beyond its start
+
+
+def _limit_memory() -> None:
+    import pypdf  # noqa: F401 - loaded before the limit is measured
+
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        with open("/proc/self/statm") as f:
+            base = int(f.read().split()[0]) * resource.getpagesize()
+        want = base + PDF_MEMORY_BYTES
+        resource.setrlimit(resource.RLIMIT_AS, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
+    except (ImportError, OSError, ValueError):  # not Linux: time bound only
+        pass
+
+
+class PdfReaderPool:
+    """PDFs read in one child process (spawned on first use), bounded in time (``timeout`` per PDF: the
+    child is killed and replaced) and memory (``PDF_MEMORY_BYTES``: a bomb fails with MemoryError there).
+    ``await pool.read(body, meta)`` -> Document or a reason, like :func:`pdf_article`."""
+
+    def __init__(self, timeout: float, max_pages: int):
+        self.timeout, self.max_pages, self._pool = timeout, max_pages, None
+        self._lock = None
+
+    def _executor(self):
+        import concurrent.futures
+        import multiprocessing
+
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_limit_memory)
+        return self._pool
+
+    async def read(self, body: bytes, meta: dict) -> Document | str:
+        import asyncio
+        import concurrent.futures
+
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:  # one PDF at a time in the child
+            loop = asyncio.get_running_loop()
+            fut = loop.run_in_executor(self._executor(), pdf_article, body, meta, self.max_pages)
+            try:
+                return await asyncio.wait_for(fut, self.timeout)
+            except asyncio.TimeoutError:
+                self._kill()
+                return f"PDF could not be read (took longer than {self.timeout:g}s)"
+            except (concurrent.futures.process.BrokenProcessPool, MemoryError) as e:
+                self._kill()
+                return f"PDF could not be read (the reader ran out of memory or crashed: {type(e).__name__})"
+
+    def _kill(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        for proc in list(getattr(pool, "_processes", {}).values()):  # the one child this pool started
+            proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

@@ -29,14 +29,33 @@ class _Host:
     next_start: float = 0.0
     crawl_delay: float = 0.0
     latency: float = 0.0
+    spent: int = 0  # requests made to the host in this pass
 
 
 class HostLimiter:
     """Per-host concurrency cap and spacing of request starts (see the module docstring)."""
 
-    def __init__(self, per_host: int = 2, interval: float = 0.0, autothrottle: bool = True, max_delay: float = 60.0):
+    def __init__(self, per_host: int = 2, interval: float = 0.0, autothrottle: bool = True, max_delay: float = 60.0,
+                 budget: int | None = None):
+        """``budget``: the most requests one host gets in this pass (None: no limit); see :meth:`spend`."""
         self.per_host, self.interval, self.autothrottle, self.max_delay = per_host, interval, autothrottle, max_delay
+        self.budget = budget
         self._hosts: dict[str, _Host] = {}
+
+    def spend(self, url: str) -> None:
+        """Count one request to ``url``'s host; :class:`~rag_news.fetch.reach.Refused` once the host's
+        budget for this pass is spent (a site cannot keep the crawler busy with endless redirects, sitemaps
+        or subresources)."""
+        from .reach import Refused
+
+        h = self._host(url)
+        if self.budget is not None and h.spent >= self.budget:
+            raise Refused(f"refused: the request budget for {host_of(url)} in this pass is spent "
+                          f"({self.budget} requests, max_requests_per_host)")
+        h.spent += 1
+
+    def spent(self, url: str) -> int:
+        return self._host(url).spent
 
     def _host(self, url: str) -> _Host:
         host = host_of(url)
@@ -117,3 +136,8 @@ class Robots:
     async def sitemaps(self, url: str) -> list[str]:
         rules, _ = await self._load(url)
         return list(rules.sitemaps) if rules not in (None, "allow-all") else []
+
+    async def listing(self, url: str) -> tuple[list[str], str | None]:
+        """``(the Sitemap: lines of url's robots.txt, why the host is not fetched or None)``."""
+        rules, problem = await self._load(url)
+        return (list(rules.sitemaps) if rules not in (None, "allow-all") else []), problem
