@@ -58,15 +58,24 @@ def citations(answer: str, n_sources: int) -> Citations:
     return out
 
 
+_URL = re.compile(r"\bhttps?://\S+")
+
+
+def _claims(text: str) -> str:
+    """``text`` without citation markers and URLs (a port or a date in a copied source URL is no claim)."""
+    return _URL.sub(" ", without_citations(text))
+
+
 def _numbers(text: str) -> set[str]:
-    return {m.group().replace(",", "").rstrip(".") for m in _NUM.finditer(without_citations(text))}
+    """The figures ``text`` states (citation markers and URLs aside)."""
+    return {m.group().replace(",", "").rstrip(".") for m in _NUM.finditer(_claims(text))}
 
 
 def key_terms(answer: str, question: str) -> list[str]:
     """The answer's figures and names that the question does not already hold (what must be sourced)."""
     asked = question.lower()
     figures = sorted(_numbers(answer) - _numbers(question))
-    names = [m.group() for m in _NAME.finditer(without_citations(answer))
+    names = [m.group() for m in _NAME.finditer(_claims(answer))
              if m.group().lower() not in asked and m.group().lower() not in _STOPWORDS]
     return figures + list(dict.fromkeys(names))
 
@@ -113,7 +122,7 @@ def attribute(answer: str, question: str, docs: Sequence[Document], at_most: int
     if found:
         return found[:at_most]
     q = set(_WORDS.findall(question.lower()))
-    words = {w for w in _WORDS.findall(without_citations(answer).lower())
+    words = {w for w in _WORDS.findall(_claims(answer).lower())
              if w not in _STOPWORDS and w not in q and len(w) > 1}
     if not words:
         return []

@@ -24,6 +24,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -377,8 +378,17 @@ def _load_mistral(settings: Settings):
 
 
 def load_llm_with_info(settings: Settings | None = None, **overrides: Any):
-    """``(LangChain model, LLMInfo)`` for the configured backend (see the module docstring)."""
+    """``(LangChain model, LLMInfo)`` for the configured backend (see the module docstring). Each load is
+    logged (INFO, ``rag_news.llm``: ``loaded the reader ...``), so a long-lived process can show it loads once."""
     settings = (settings or Settings.load()).replace(**overrides)
+    t = time.perf_counter()
+    llm, info = _load_llm(settings)
+    log.info("loaded the reader %s (%s) in %.1fs", info.model if info else settings.llm_model,
+             settings.backend if info is None else info.backend, time.perf_counter() - t)
+    return llm, info
+
+
+def _load_llm(settings: Settings):
     if settings.backend == "openai":
         return _load_openai(settings)
     if settings.backend == "mistral":

@@ -10,8 +10,13 @@ unreachable here, its client is pointed at that server).
 from __future__ import annotations
 
 
+import json
+import time
+from pathlib import Path
+
 import pytest
 from langchain_community.chat_models import ChatLlamaCpp
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
 from rag_news.answer import ABSTAIN, Answer, NewsQA, Retraction, build_chain, without_label
 from rag_news.llm import DEFAULT_LLM, load_llm
@@ -21,12 +26,20 @@ from tests_support import tiny_mixtral
 ANSWERABLE = "Where will the Eastmoor branch library be built?"
 UNANSWERABLE = "What is the population of Paris?"
 MONDAY = "2026-11-23"  # the day after the sample site's newest article
+DATED = {q["id"]: q for q in map(json.loads, (Path(__file__).parent.parent / "data" / "dated-questions.jsonl")
+                                 .read_text().splitlines()) if q}
 
 
 @pytest.fixture(scope="module")
 def qwen(news_index):
-    """The offline default reader: no CUDA, no Hub -> the packaged Qwen 1.5B on llama.cpp."""
-    return NewsQA(news_index.replace(max_new_tokens=60, today=MONDAY))
+    """The offline default reader: the Hub unreachable and the CPU asked for (``device="cpu"``, so a host
+    with a GPU runs the same test) -> the packaged Qwen 1.5B on llama.cpp in Mixtral's place."""
+    return NewsQA(news_index.replace(max_new_tokens=60, today=MONDAY, device="cpu"))
+
+
+def stub_reader(text: str) -> GenericFakeChatModel:
+    """A chat model that streams ``text`` word by word, whatever it is asked (for tests of the checks)."""
+    return GenericFakeChatModel(messages=iter([text] * 100))
 
 
 def test_offline_default_is_the_packaged_qwen_and_its_answer_cites_the_right_passage(qwen):
@@ -41,22 +54,44 @@ def test_offline_default_is_the_packaged_qwen_and_its_answer_cites_the_right_pas
     assert a.retrieved[0].endswith("/2026/11/library-eastmoor.html") and set(a.timings) == {"retrieve", "generate"}
 
 
-def test_an_invented_figure_is_withheld_and_the_streamed_text_retracted(qwen, news_index):
-    qa = NewsQA(news_index.replace(max_new_tokens=40, min_relevance=0), llm=qwen.llm, llm_info=qwen.info)
+def test_an_invented_figure_is_withheld_and_the_streamed_text_retracted_with_a_stub_reader(news_index):
+    """The check under test, not the model: a stub reader writes a figure no passage holds, every time."""
+    invented = "The library will seat 4825 readers [1]."
+    qa = NewsQA(news_index.replace(min_relevance=0, context_tokens=0, k=3), llm=stub_reader(invented))
+    items = list(qa.stream(ANSWERABLE))
+    answer = items[-1]
+    streamed = "".join(i for i in items if isinstance(i, str))
+    assert streamed.strip() == invented  # the tokens were shown as they came...
+    assert isinstance(items[-2], Retraction) and "4825" in items[-2].reason  # ...then withdrawn, and why
+    assert "appear in no passage" in items[-2].reason
+    assert isinstance(answer, Answer) and answer.abstained and answer.answer == ABSTAIN
+    assert answer.raw_answer == invented and answer.note.startswith("withheld")
+    grounded = NewsQA(news_index.replace(min_relevance=0, context_tokens=0, k=3),
+                      llm=stub_reader("It will be built in the old tram depot [1]."))
+    kept = list(grounded.stream(ANSWERABLE))
+    assert not any(isinstance(i, Retraction) for i in kept) and not kept[-1].abstained  # a held figure stays
+
+
+def test_the_real_reader_never_keeps_an_answer_to_an_unanswerable_question(qwen, news_index):
+    """The packaged Qwen without the relevance floor: whatever it writes, the answer ends abstained — by its
+    own abstention or by the figure check, whose retraction then follows exactly the streamed text."""
+    qa = NewsQA(news_index.replace(max_new_tokens=40, min_relevance=0, device="cpu"), llm=qwen.llm,
+                llm_info=qwen.info)
     items = list(qa.stream(UNANSWERABLE))
     answer = items[-1]
-    assert isinstance(answer, Answer) and answer.abstained and answer.answer == ABSTAIN
-    if answer.raw_answer is not None:  # the model wrote a figure no passage holds: withheld, and said so
-        assert isinstance(items[-2], Retraction) and "appear in no passage" in items[-2].reason
+    assert isinstance(answer, Answer) and answer.abstained and answer.answer == ABSTAIN, answer
+    retracted = [i for i in items if isinstance(i, Retraction)]
+    assert len(retracted) == (answer.raw_answer is not None)
+    if retracted:
         assert "".join(i for i in items if isinstance(i, str)).strip() == answer.raw_answer
-    else:  # the model abstained by itself: nothing to retract
-        assert not any(isinstance(i, Retraction) for i in items)
 
 
 def test_dated_questions_read_their_window(qwen):
-    a = qwen.ask("What did the weather service warn about yesterday?")
+    q = DATED["dated-01"]
+    a = qwen.ask(q["question"])
     assert {s.published[:10] for s in a.sources} == {"2026-11-22"}  # yesterday's articles only
-    assert a.sources[0].url.endswith("storm-warning.html") and a.answer, a  # the reader's wording: bench_answer
+    assert a.sources[0].url.endswith("storm-warning.html"), a
+    assert not a.abstained and a.answer != ABSTAIN, a  # answered (its wording varies: bench_answer --dated-only)
     none = qwen.ask("Which hospital opened a new wing this week?")  # that article is from 11-09: not this week
     assert none.abstained and all(s.published[:10] >= "2026-11-17" for s in none.sources), none
 
@@ -74,8 +109,8 @@ def test_citation_checks_report_out_of_range_and_unsupported_citations(qwen):
 
 
 def test_an_abandoned_stream_stops_the_model(news_index):
-    qwen = NewsQA(news_index.replace(max_new_tokens=400, today=MONDAY))  # a long answer allowed
-    client = qwen.llm.client  # llama.cpp: one eval() per generated token, in the reader's own thread
+    qwen = NewsQA(news_index.replace(max_new_tokens=400, today=MONDAY, device="cpu"))  # a long answer allowed
+    client = qwen.llm.client  # llama.cpp: one eval() per generated token (a prompt read: one call, many tokens)
     steps = []
     original = client.eval
     client.eval = lambda tokens: (steps.append(len(tokens)), original(tokens))[1]  # a counting spy
@@ -85,11 +120,17 @@ def test_an_abandoned_stream_stops_the_model(news_index):
         first = next(i for i in stream if isinstance(i, str))
         stream.close()
         at_close = len(steps)
+        time.sleep(2.0)  # a decoder left running elsewhere (a thread) would go on evaluating meanwhile
+        after_wait = len(steps)
+        nxt = qwen.ask(ANSWERABLE)
     finally:
         del client.eval
     decoded = sum(1 for n in steps[:at_close] if n == 1)
     assert first and 1 <= decoded < 200  # stopped well before its 400-token limit
-    assert qwen.ask(ANSWERABLE).answer  # the model is free for the next question
+    assert after_wait == at_close  # nothing evaluated after close()
+    next_start = steps[at_close]
+    assert next_start > 1, steps[at_close:at_close + 3]  # the next call to the model reads a prompt: no token
+    assert not nxt.abstained and "tram depot" in nxt.answer.lower()  # the model is free for the next question
 
 
 def test_the_chain_and_the_stream_are_one_path_with_a_tiny_mixtral(news_index, tmp_path):
@@ -119,7 +160,14 @@ def test_openai_backend_against_a_llama_cpp_server(news_index, llama_server):
     tokens = []
     a = qa.ask(ANSWERABLE, on_token=tokens.append)
     assert type(qa.llm).__name__ == "ChatOpenAI" and qa.info.backend == "openai"
-    assert a.answer and len(tokens) > 1 and a.sources[0].url.endswith("library-eastmoor.html")
+    assert len(tokens) > 1 and a.sources[0].url.endswith("library-eastmoor.html")
+    assert_answered_from_the_library_article(a)
+
+
+def assert_answered_from_the_library_article(a: Answer) -> None:
+    """Not an abstention, and cited (by the model or by rag-news' attribution) to the library article."""
+    assert not a.abstained and a.answer != ABSTAIN and a.cited, a
+    assert any(a.sources[n - 1].url.endswith("library-eastmoor.html") for n in a.cited), a
 
 
 def test_mistral_backend_client_against_a_local_endpoint(news_index, llama_server, monkeypatch):
@@ -127,14 +175,15 @@ def test_mistral_backend_client_against_a_local_endpoint(news_index, llama_serve
     qa = NewsQA(news_index.replace(backend="mistral", llm_base_url=llama_server, llm_model="smollm2",
                                    max_new_tokens=40, context_tokens=200))
     a = qa.ask(ANSWERABLE)
-    assert type(qa.llm).__name__ == "ChatMistralAI" and a.answer
+    assert type(qa.llm).__name__ == "ChatMistralAI"
+    assert_answered_from_the_library_article(a)
 
 
 def test_llamacpp_backend_runs_a_packaged_gguf(news_index):
     qa = NewsQA(news_index.replace(backend="llamacpp", llm_model="smollm2", max_new_tokens=40))
     a = qa.ask(ANSWERABLE)
     assert isinstance(qa.llm, ChatLlamaCpp) and qa.info.reader == "smollm2"
-    assert a.answer and a.sources
+    assert_answered_from_the_library_article(a)
 
 
 def test_mistral_backend_needs_a_key(news_index, monkeypatch):

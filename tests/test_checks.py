@@ -28,6 +28,13 @@ def test_citation_markers_are_not_figures():
     assert unsupported_figures("It has 40 beds, 2 more than in 2025.", "Beds in 2025?", docs) == ["2", "40"]
 
 
+def test_figures_in_a_copied_source_url_are_not_claims():
+    docs = [_doc("The library will be built in the old tram depot.")]
+    answer = "It will be built in the old tram depot — http://127.0.0.1:38519/2026/11/library-eastmoor.html"
+    assert unsupported_figures(answer, "Where will the library be built?", docs) == []
+    assert unsupported_figures(answer + ", for 12 million euros", "Where?", docs) == ["12"]  # the rest still counts
+
+
 def test_key_terms_are_the_answers_figures_and_names_beyond_the_question():
     terms = key_terms("Mara Ellison said the plant cost 118 million euros [1].", "What did the plant cost?")
     assert terms == ["118", "Mara", "Ellison"]
@@ -41,6 +48,7 @@ def test_supporting_passages_and_attribution():
     assert attribute("The wing has 36 beds.", "How many beds?", docs) == [2]
     assert attribute("It was expensive: construction cost a lot of euros.", "Cost?", docs) == [1]
     assert attribute("Nothing related here at all.", "Cost?", docs) == []
+    assert attribute("The wing has many beds and nurses — http://127.0.0.1:42421/2026/11", "Which wing?", docs) == [2]
 
 
 def test_an_answer_that_only_restates_the_question_is_caught():

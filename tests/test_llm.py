@@ -125,7 +125,7 @@ def test_gguf_on_transformers_when_asked(tmp_path, cache_dir):
         [{"role": "user", "content": "Say hi."}], tokenize=False, add_generation_prompt=True)).strip()
 
 
-def test_packaged_readers_are_named_and_missing_ones_say_what_to_install(tmp_path, cache_dir, monkeypatch):
+def test_packaged_readers_are_named_and_missing_ones_say_what_to_install_mocked_absent(tmp_path, cache_dir, monkeypatch):
     from rag_news.llm import resolve_llm_model
     from rag_news.models import QWEN_1_5B
 
@@ -136,7 +136,7 @@ def test_packaged_readers_are_named_and_missing_ones_say_what_to_install(tmp_pat
         resolve_llm_model(Settings(cache_dir=cache_dir, llm_model="qwen2.5-0.5b"))
 
 
-def test_backend_extras_missing_are_named(tmp_path, monkeypatch, mixtral_dir):
+def test_backend_extras_missing_are_named_packages_mocked_absent(tmp_path, monkeypatch, mixtral_dir):
     # simulated absence: these packages are installed here, so hide them from the import system
     import sys
     for module, backend, extra in [("langchain_openai", "openai", "openai"),

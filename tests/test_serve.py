@@ -142,10 +142,28 @@ def test_size_token_malformed_and_slow_bodies(served):
     assert reply.startswith("HTTP/1.1 408") and "did not arrive" in reply
 
 
+def recording_generations(qa: NewsQA) -> list[list[float]]:
+    """Wrap ``qa.stream`` so each generation's ``[start, end]`` (monotonic clock) is recorded."""
+    spans: list[list[float]] = []
+    stream = qa.stream
+
+    def recorded(*args, **kw):
+        span = [time.monotonic(), None]
+        spans.append(span)
+        try:
+            yield from stream(*args, **kw)
+        finally:
+            span[1] = time.monotonic()
+
+    qa.stream = recorded
+    return spans
+
+
 def test_one_generation_at_a_time_and_a_full_queue_gets_429(served):
     _, qa, _, settings = served
     slow = NewsQA(settings.replace(max_new_tokens=400), index=qa.index)  # long answers: time to queue up
     service = Service(slow.warm_up(), queue_size=1, max_generation_s=120)
+    spans = recording_generations(slow)
     results = {}
 
     def ask(live, name, question):
@@ -166,17 +184,37 @@ def test_one_generation_at_a_time_and_a_full_queue_gets_429(served):
             busy = c.post("/ask", json={"question": QUESTION})
         first.join(300)
         queued.join(300)
+    spans.sort()
+    assert all(end is not None for _, end in spans), spans
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans  # each started after the one before ended
     assert busy.status_code == 429 and busy.headers["retry-after"] and busy.json()["error"]["type"] == "busy"
     assert results["first"].status_code == 200 and results["queued"].status_code == 200
-    assert results["queued"].json()["queue_wait_s"] > 0
+    assert results["queued"].json()["queue_wait_s"] > 0 and len(spans) == 2  # the 429 never reached the model
 
 
 def test_a_generation_past_its_time_limit_is_stopped(served):
     live, qa, _, _ = served
-    quick = Service(qa, queue_size=2, max_generation_s=0.05)
-    with LiveServer(create_app(quick)) as other, client(other, token=None) as c:
-        r = c.post("/ask", json={"question": "Tell everything the articles say about the library."})
+    question = "Tell everything the articles say about the library."
+    client_ = qa.llm.client  # llama.cpp: one eval() per generated token
+    evals: list[int] = []
+    original = client_.eval
+    client_.eval = lambda tokens: (evals.append(len(tokens)), original(tokens))[1]  # a counting spy
+    try:
+        qa.ask(question)  # unlimited: how many tokens the whole answer takes
+        whole = sum(1 for n in evals if n == 1)
+        evals.clear()
+        quick = Service(qa, queue_size=2, max_generation_s=0.05)
+        with LiveServer(create_app(quick)) as other, client(other, token=None) as c:
+            r = c.post("/ask", json={"question": question})
+            at_504 = len(evals)
+            time.sleep(1.0)
+            after = len(evals)
+    finally:
+        del client_.eval
     assert r.status_code == 504 and "longer than" in r.json()["error"]["message"]
+    decoded = sum(1 for n in evals[:at_504] if n == 1)
+    assert whole > 8 and decoded < min(8, whole), (whole, decoded)  # stopped early, not run to its end
+    assert after == at_504  # nothing generated once the 504 was sent
 
 
 def test_a_newer_index_pass_is_picked_up_without_a_restart(served, site_article_urls):
