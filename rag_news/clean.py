@@ -29,6 +29,7 @@ from .settings import Settings
 _BLANKS = re.compile(r"\n{3,}")
 _TRAILING = re.compile(r"[ \t]+\n")
 _MIN_WORDS = 5
+_MAX_CONTAINERS = 6  # more containers alike are a list of teasers, not one article
 _MIN_ARTICLE_WORDS = 40  # a shorter candidate below this is not an article (dev: smallest article 42 words)
 
 
@@ -153,16 +154,79 @@ def _markup(html: str, settings: Settings) -> str:
     return _html_to_markdown(html_parts, settings)
 
 
-def candidates(html: str, url: str | None = None, settings: Settings | None = None) -> dict[str, str]:
+_FURNITURE = "//script|//style|//noscript|//nav|//footer|//header|//aside|//form|//iframe"
+
+
+def _link_density(el) -> float:
+    words = len(el.text_content().split())
+    linked = sum(len(a.text_content().split()) for a in el.iter("a"))
+    return linked / words if words else 1.0
+
+
+def _containers(html: str, base: str, settings: Settings) -> str:
+    """``base`` plus the prose of the page's other containers built like the one ``base`` came from (same
+    tag and class around the paragraphs: an article split in two by an advert, a quote or a promo box;
+    extractors keep one of them). "" when there is no such container."""
+    if len(base.split()) < _MIN_WORDS:
+        return ""
+    try:
+        tree = lxml.html.fromstring(html)
+    except (lxml.etree.ParserError, ValueError):
+        return ""
+    for el in tree.xpath(_FURNITURE):
+        el.drop_tree()
+    groups: dict[tuple, list] = {}
+    for p in tree.iter("p"):
+        parent = p.getparent()
+        if parent is not None and parent.get("class"):
+            sig = (parent.tag, " ".join(sorted(parent.get("class").split())))
+            if parent not in groups.setdefault(sig, []):
+                groups[sig].append(parent)
+    base_grams, added = _shingles(base), []
+    for parents in groups.values():
+        if not 2 <= len(parents) <= _MAX_CONTAINERS:
+            continue
+        texts = [(el, _html_to_markdown(lxml.html.tostring(el, encoding="unicode"), settings)) for el in parents]
+        inside = [_inside(_shingles(t), base_grams) for _, t in texts]
+        if max(inside) < 0.8:
+            continue  # base did not come from containers like these
+        added += [t for (el, t), share in zip(texts, inside)
+                  if share < 0.2 and len(t.split()) >= 20 and _link_density(el) < 0.2]
+    return "\n\n".join([base, *added]) if added else ""
+
+
+def candidates(html: str, url: str | None = None, settings: Settings | None = None,
+               rules: Rules | None = None) -> dict[str, str]:
     """The article text from every source the page offers, as Markdown: ``trafilatura-precision`` /
     ``-default`` / ``-recall`` (trafilatura's three modes), ``markup`` (schema.org articleBody, "" when the
-    page has none) and ``readability`` (readability-lxml)."""
+    page has none), ``readability`` (readability-lxml) and ``containers`` (the precision text plus the
+    page's other containers built like its own, "" when there are none).
+
+    ``rules``: when given, the default and recall modes are run only when :func:`choose` could pick one of
+    them under these rules (the precision text is a fragment, or another extractor found much more text);
+    otherwise they are "" (absent). ``None``: every candidate is computed."""
     settings = settings or Settings()
-    out = {f"trafilatura-{mode}": _trafilatura(html, url, settings, mode)
-           for mode in ("precision", "default", "recall")}
-    out["markup"] = _markup(html, settings)
-    out["readability"] = _readability(html, settings)
+    base = _trafilatura(html, url, settings, "precision")
+    out = {"trafilatura-precision": base, "markup": _markup(html, settings),
+           "readability": _readability(html, settings)}
+    out["containers"] = _containers(html, base, settings)
+    if rules is None or _modes_may_win(out, rules):
+        for mode in ("default", "recall"):
+            out[f"trafilatura-{mode}"] = _trafilatura(html, url, settings, mode)
     return out
+
+
+def _modes_may_win(cands: dict[str, str], rules: Rules) -> bool:
+    """Whether trafilatura's default or recall text could replace the precision text under ``rules``: only
+    when the precision text is no article by itself, or extractors of other families found text beyond it
+    (at least half of what the ``longer`` and ``support`` rules ask of a winning mode's extra)."""
+    base = cands["trafilatura-precision"]
+    n = len(base.split())
+    if n < _MIN_ARTICLE_WORDS:
+        return True
+    grams = _shingles(base)
+    beyond = set().union(*(_shingles(t) for k, t in cands.items() if k != "trafilatura-precision")) - grams
+    return len(beyond) >= 0.5 * rules.support * (rules.longer - 1) * len(grams)
 
 
 _WORD = re.compile(r"\w+")
@@ -224,9 +288,11 @@ class Rules:
 
 
 RULES = Rules()
-_ORDER = ("trafilatura-precision", "trafilatura-default", "trafilatura-recall", "readability", "markup")
+_ORDER = ("trafilatura-precision", "trafilatura-default", "trafilatura-recall", "readability", "markup",
+          "containers")
 _FAMILY = {"trafilatura-precision": "trafilatura", "trafilatura-default": "trafilatura",
-           "trafilatura-recall": "trafilatura", "markup": "markup", "readability": "readability"}
+           "trafilatura-recall": "trafilatura", "markup": "markup", "readability": "readability",
+           "containers": "containers"}
 
 
 def _longer_choice(base: str, cands: dict[str, str], grams: dict[str, set], visible, rules: Rules):
@@ -243,7 +309,7 @@ def _longer_choice(base: str, cands: dict[str, str], grams: dict[str, set], visi
         others = set().union(*(g for o, g in grams.items() if _FAMILY[o] != _FAMILY[name]))
         if name == "markup":
             others |= visible()
-        sup = _inside(extra, others)
+        sup = 1.0 if name == "containers" else _inside(extra, others)  # containers: the page's structure
         fragment = n_base < _MIN_ARTICLE_WORDS  # the base is no article by itself: no confirmation needed
         if (sup >= rules.support or fragment) and _prose_share(text, grams[base]) >= rules.prose \
                 and (best is None or sup > best[1]):
@@ -251,8 +317,9 @@ def _longer_choice(base: str, cands: dict[str, str], grams: dict[str, set], visi
     if best is None:
         return None
     name, sup, n = best
-    return name, (f"{name} has {n / n_base:.1f}x the words of {base}, contains it, its extra text is prose "
-                  f"and {sup:.0%} of it is confirmed by another source")
+    how = ("sits in containers built like the one it came from" if name == "containers"
+           else f"is {sup:.0%} confirmed by another source")
+    return name, f"{name} has {n / n_base:.1f}x the words of {base}, contains it, and its extra text is prose and {how}"
 
 
 def _shorter_choice(base: str, cands: dict[str, str], grams: dict[str, set], rules: Rules):
@@ -309,7 +376,7 @@ def extract(html: str, url: str | None = None, settings: Settings | None = None,
     ``metadata["extraction"]`` names the candidate kept (see :func:`candidates`; ``fallback``: the whole
     page, when no candidate has text) and ``metadata["extraction_reason"]`` says why (:func:`choose`)."""
     settings = settings or Settings()
-    cands = candidates(html, url, settings)
+    cands = candidates(html, url, settings, rules)
     method, reason = choose(cands, _visible_grams(html, settings), rules)
     text = cands.get(method, "")
     if len(text.split()) < _MIN_WORDS:

@@ -89,14 +89,15 @@ _STORY = [
 _RELATED = "".join(f'<li><a href="/r{i}">Related story number {i} about something else</a></li>' for i in range(12))
 
 
-def _split_page(head: str = "", first_attrs: str = "", second_attrs: str = "") -> str:
+def _split_page(head: str = "", first_attrs: str = "", second_attrs: str = "",
+                second_tag: str = "section class='chapter-two'") -> str:
     """A long feature whose second half sits in another container, after a block of related links."""
     first = "".join(f"<p>{p}</p>" for p in _STORY[:6])
     second = "".join(f"<p>{p}</p>" for p in _STORY[6:])
     return (f"<html><head><title>Asterby rebuilt</title>{head}</head><body><header><nav><a href='/'>Home</a>"
             f"</nav></header><main><article><h1>Asterby rebuilt</h1><div class='body'{first_attrs}>{first}</div>"
             f"</article><aside><h3>More stories</h3><ul>{_RELATED}</ul></aside>"
-            f"<section class='chapter-two'{second_attrs}>{second}</section></main>"
+            f"<{second_tag}{second_attrs}>{second}</{second_tag.split()[0]}></main>"
             f"<footer>All rights reserved</footer></body></html>")
 
 
