@@ -277,14 +277,15 @@ class Rules:
     visible text; no confirmation when the base is under 40 words), replaces it (precision kept a
     fragment; the article is split across containers). ``shorter``: a markup or
     readability text that the base contains, the base at least ``shorter`` times its length, and the
-    base's extra mostly not prose (share of prose words below ``prose``: lists, headlines), replaces it.
+    base's extra mostly not prose (share of prose words below ``list_prose``: lists, headlines), replaces it.
     """
 
     longer: float = 1.5
     contains: float = 0.8
     support: float = 0.5
-    shorter: float = 1.5
+    shorter: float = 1.3
     prose: float = 0.5
+    list_prose: float = 0.7
 
 
 RULES = Rules()
@@ -319,7 +320,7 @@ def _longer_choice(base: str, cands: dict[str, str], grams: dict[str, set], visi
     name, sup, n = best
     how = ("sits in containers built like the one it came from" if name == "containers"
            else f"is {sup:.0%} confirmed by another source")
-    return name, f"{name} has {n / n_base:.1f}x the words of {base}, contains it, and its extra text is prose and {how}"
+    return name, f"{name} has {n / n_base:.1f}x the words of {base}, contains it, and its extra text is prose and " + how
 
 
 def _shorter_choice(base: str, cands: dict[str, str], grams: dict[str, set], rules: Rules):
@@ -333,7 +334,7 @@ def _shorter_choice(base: str, cands: dict[str, str], grams: dict[str, set], rul
         if _inside(grams[name], grams[base]) < rules.contains:
             continue
         share = _prose_share(cands[base], grams[name])
-        if share < rules.prose:
+        if share < rules.list_prose:
             return name, (f"{base} has {n_base / n:.1f}x the words of {name}, contains it, and only "
                           f"{share:.0%} of its extra is prose (lists, headlines, credits)")
     return None

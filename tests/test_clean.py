@@ -4,11 +4,12 @@ from langchain_core.documents import Document
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 
-from rag_news.clean import RULES, candidates, choose, clean, extract
+from rag_news.clean import RULES, _modes_may_win, candidates, choose, clean, extract
 from rag_news.sample_site import SITE_DIR
 
 FURNITURE = ["We use cookies", "Accept all cookies", "Most read", "Subscribe today", "All rights reserved",
@@ -124,6 +125,22 @@ def test_split_article_in_two_microdata_containers_is_read_from_both():
     assert info["extraction"] == "markup" and all(p in text for p in _STORY)
 
 
+def test_split_article_in_two_containers_alike_without_markup_is_joined():
+    html = _split_page(second_tag="div class='body'")  # the same container twice, a promo box between
+    assert _STORY[8] not in candidates(html)["trafilatura-precision"]
+    text, info = extract(html)
+    assert info["extraction"] == "containers" and all(p in text for p in _STORY)
+    assert "Related story" not in text and "containers built like" in info["extraction_reason"]
+
+
+def test_teaser_cards_built_alike_are_not_joined_to_the_article():
+    cards = "".join(f"<div class='body'><p>{p} {_sentence(i)}</p></div>"  # six more: a list of teasers
+                    for i, p in enumerate(_STORY[6:]))
+    html = _split_page(second_tag="section class='more'").replace("<section class='more'>", cards + "<section>")
+    text, info = extract(html)
+    assert info["extraction"] != "containers" and _STORY[8] not in text
+
+
 def test_a_teaser_in_the_markup_does_not_replace_the_article():
     html = _split_page(head=_json_ld(_STORY[0]))  # JSON-LD holding only the first paragraph (a teaser)
     text, info = extract(html)
@@ -133,6 +150,16 @@ def test_a_teaser_in_the_markup_does_not_replace_the_article():
 def test_markup_holding_the_article_twice_is_not_taken():
     html = _split_page(head=_json_ld("\n\n".join(_STORY + _STORY)))
     assert extract(html)[1]["extraction"] == "trafilatura-precision"
+
+
+_VOCAB = ("river stone cloud market garden winter harbour lantern ferry council budget levy school bridge "
+          "doctor nurse library station museum theatre orchard meadow tunnel castle").split()
+
+
+def _sentence(i: int) -> str:
+    """A prose-like sentence of its own (no 8 words in a row shared with another one)."""
+    words = random.Random(i).sample(_VOCAB, 14)
+    return " ".join(words).capitalize() + "."
 
 
 def _real_candidates():
@@ -148,6 +175,8 @@ def test_precision_fragment_replaced_by_the_mode_that_readability_confirms():
     assert name in {"trafilatura-default", "trafilatura-recall", "readability"}
     assert cands[name] == full or len(cands[name].split()) > 150
     assert "the words of trafilatura-precision" in reason
+    alone = {**cands, "readability": "", "markup": ""}  # no other extractor: a 24-word text is no article
+    assert choose(alone)[0] in {"trafilatura-default", "trafilatura-recall"}
 
 
 def test_longer_candidate_whose_extra_is_no_prose_or_unconfirmed_is_not_taken():
@@ -156,8 +185,7 @@ def test_longer_candidate_whose_extra_is_no_prose_or_unconfirmed_is_not_taken():
     captions = "\n\n".join(f"Photo {i}: the council chamber, seen from the gallery" for i in range(80))
     junk = {**cands, "trafilatura-recall": base + "\n\n" + captions, "readability": base + "\n\n" + captions}
     assert choose(junk)[0] == "trafilatura-precision"  # extra confirmed by readability, but not prose
-    prose = "\n\n".join(f"An unrelated paragraph number {i} that reads like prose but nobody else found."
-                          for i in range(60))
+    prose = "\n\n".join(_sentence(i) for i in range(60))
     alone = {**cands, "trafilatura-recall": base + "\n\n" + prose}
     assert choose(alone)[0] == "trafilatura-precision"  # prose, but no other extractor confirms it
 
@@ -177,8 +205,13 @@ def test_headline_list_kept_by_every_mode_is_dropped_when_readability_holds_the_
     assert choose(cands)[0] == "trafilatura-precision"
 
 
-def test_rules_are_the_cross_validated_defaults():
-    assert RULES.longer >= 1.5 and 0 < RULES.contains <= 1 and RULES.shorter > 1
+def test_default_and_recall_modes_are_run_only_when_they_could_win():
+    cands = _real_candidates()
+    same = {k: cands[k] for k in ("trafilatura-precision", "markup", "readability", "containers")}
+    assert not _modes_may_win(same, RULES)  # readability found nothing beyond precision's text
+    assert _modes_may_win({**same, "trafilatura-precision": " ".join(cands["readability"].split()[:24])}, RULES)
+    assert "trafilatura-default" in candidates(_split_page()) and "trafilatura-default" not in \
+        candidates(_split_page(), rules=RULES)
 
 
 ROOT = Path(__file__).resolve().parent.parent
