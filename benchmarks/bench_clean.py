@@ -151,6 +151,15 @@ def main() -> None:
     switched = sorted({v for v in chosen.values()} - {"trafilatura-precision"})
     print(f"pages not on precision mode with RULES: {sum(v != 'trafilatura-precision' for v in chosen.values())} "
           f"({', '.join(switched) or 'none'})")
+    def page_f1(k, name):
+        c = table.counts[(k, name)] if name else (0.0, 0.0, 1.0)
+        p, r = score.precision(*c), score.recall(*c)
+        return 2 * p * r / (p + r) if p + r else 0.0
+    for label, picks in (("precision mode only", {k: "trafilatura-precision" for k in table.keys}),
+                         ("rag-news clean", chosen)):
+        f1s = sorted(page_f1(k, picks[k]) for k in table.keys)
+        print(f"{label}: lowest page F1 {f1s[0]:.2f}, pages below 0.5: {sum(f < 0.5 for f in f1s)}, "
+              f"below 0.8: {sum(f < 0.8 for f in f1s)}")
     lazy = sum(clean._modes_may_win(c, clean.RULES) for c in table.cands.values())
     print(f"pages where rag-news clean also runs trafilatura's default and recall modes: {lazy}/{len(table.keys)}")
     cross_validate(table, args.folds)

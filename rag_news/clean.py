@@ -284,8 +284,8 @@ class Rules:
     contains: float = 0.8
     support: float = 0.5
     shorter: float = 1.3
-    prose: float = 0.5
-    list_prose: float = 0.7
+    prose: float = 0.7
+    list_prose: float = 0.5
 
 
 RULES = Rules()
