@@ -249,7 +249,7 @@ def _repetitive(text: str) -> bool:
     """The same passage twice or more (a JSON-LD body holding the article twice, say)."""
     words = _WORD.findall(text.lower())
     grams = [tuple(words[i:i + 8]) for i in range(max(0, len(words) - 7))]
-    return len(grams) > 40 and len(set(grams)) < 0.7 * len(grams)
+    return len(grams) > 40 and len(set(grams)) < 0.6 * len(grams)  # twice over: about 0.5
 
 
 def _prose_share(text: str, other: set) -> float:
@@ -297,30 +297,33 @@ _FAMILY = {"trafilatura-precision": "trafilatura", "trafilatura-default": "trafi
 
 
 def _longer_choice(base: str, cands: dict[str, str], grams: dict[str, set], visible, rules: Rules):
-    """The best candidate confirmed to hold more of the article than ``base`` (or ``None``), with why."""
-    best = None
-    n_base = len(cands[base].split())
+    """The candidate confirmed to hold the most of the article beyond ``base`` (or ``None``), with why. A
+    ``base`` under 40 words is no article by itself: then any longer candidate containing it qualifies."""
+    best, n_base = None, len(cands[base].split())
+    fragment = n_base < _MIN_ARTICLE_WORDS
     for name, text in cands.items():
         n = len(text.split())
         if name == base or n < rules.longer * n_base or _inside(grams[base], grams[name]) < rules.contains:
             continue
-        if _repetitive(text):
+        if _repetitive(text) or not (fragment or _prose_share(text, grams[base]) >= rules.prose):
             continue
         extra = grams[name] - grams[base]
         others = set().union(*(g for o, g in grams.items() if _FAMILY[o] != _FAMILY[name]))
         if name == "markup":
             others |= visible()
         sup = 1.0 if name == "containers" else _inside(extra, others)  # containers: the page's structure
-        fragment = n_base < _MIN_ARTICLE_WORDS  # the base is no article by itself: no confirmation needed
-        if (sup >= rules.support or fragment) and _prose_share(text, grams[base]) >= rules.prose \
-                and (best is None or sup > best[1]):
-            best = (name, sup, n)
+        confirmed = sup * len(extra)  # the most confirmed text wins (a teaser in the markup does not)
+        if fragment:  # any other candidate confirms (the other trafilatura modes too)
+            confirmed = len(extra & set().union(*(g for o, g in grams.items() if o not in (name, base))))
+        if (sup >= rules.support or fragment) and (best is None or confirmed > best[0]):
+            best = (confirmed, name, sup, n)
     if best is None:
         return None
-    name, sup, n = best
+    _, name, sup, n = best
     how = ("sits in containers built like the one it came from" if name == "containers"
            else f"is {sup:.0%} confirmed by another source")
-    return name, f"{name} has {n / n_base:.1f}x the words of {base}, contains it, and its extra text is prose and " + how
+    what = f"{base} is a fragment ({n_base} words)" if fragment else f"its extra text is prose and {how}"
+    return name, f"{name} has {n / n_base:.1f}x the words of {base}, contains it, and " + what
 
 
 def _shorter_choice(base: str, cands: dict[str, str], grams: dict[str, set], rules: Rules):

@@ -177,6 +177,9 @@ def test_precision_fragment_replaced_by_the_mode_that_readability_confirms():
     assert "the words of trafilatura-precision" in reason
     alone = {**cands, "readability": "", "markup": ""}  # no other extractor: a 24-word text is no article
     assert choose(alone)[0] in {"trafilatura-default", "trafilatura-recall"}
+    teaser = {**alone, "markup": " ".join(full.split()[:80])}  # markup: a teaser, fully confirmed but short
+    name, reason = choose(teaser)
+    assert name in {"trafilatura-default", "trafilatura-recall"} and "is a fragment (24 words)" in reason
 
 
 def test_longer_candidate_whose_extra_is_no_prose_or_unconfirmed_is_not_taken():
