@@ -1,11 +1,14 @@
 """Clean: keep the article, drop the page furniture.
 
 Entry point: :func:`clean` turns a scraped page ``Document`` (HTML) into an article ``Document`` (Markdown
-text) with metadata, or ``None`` when the page holds no text. trafilatura finds the main content
-(``favor_precision``, comments excluded: F1 0.975 on the article-extraction benchmark vs 0.965 with its
-defaults, see benchmarks/RESULTS.md); html2text turns that HTML into Markdown without hard wrapping.
-Only when trafilatura finds nothing is the whole page converted instead (``metadata["extraction"] ==
-"fallback"``).
+text) with metadata, or ``None`` when the page holds no text. The article text is read from every source
+the page offers (:func:`candidates`: trafilatura's precision, default and recall modes, the page's
+schema.org ``articleBody`` markup, readability-lxml, and the page's other containers built like the one
+precision mode read) and one is kept by rules that compare the candidates of that page only
+(:func:`choose`, parameters :data:`RULES` chosen by cross-validation on the dev pages, see
+benchmarks/bench_clean.py and RESULTS.md). html2text turns HTML into Markdown without hard wrapping. The
+choice and its reason are kept in ``metadata["extraction"]`` / ``metadata["extraction_reason"]``; only when
+no candidate has text is the whole page converted instead (``extraction == "fallback"``).
 """
 
 from __future__ import annotations
