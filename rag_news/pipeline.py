@@ -185,7 +185,8 @@ class _Pass:
         self.new_aliases: dict[str, list[str]] = {}  # article new in this pass -> copies of it seen in this pass
 
     def _row(self, url: str, key: str | None, title: str | None, status: str, chunks: int, **how) -> None:
-        """One line of the report's per-page table (``how``: render / render_reason, for fetched pages)."""
+        """One line of the report's per-page table (``how``: render / render_reason and extraction /
+        extraction_reason, for fetched pages)."""
         self.report.pages.append({"url": url, "key": key, "title": title, "status": status, "chunks": chunks, **how})
 
     def _too_old(self, published: str | None, source: str | None) -> float | None:
@@ -265,7 +266,9 @@ class _Pass:
         h = article.metadata["content_hash"]
         title = article.metadata.get("title")
         validators = {"etag": f.meta.get("etag"), "last_modified": f.meta.get("last_modified")}
-        how = {"render": f.render, "render_reason": f.render_reason}
+        how = {"render": f.render, "render_reason": f.render_reason,  # how the page was read, and cleaned
+               "extraction": article.metadata.get("extraction"),
+               "extraction_reason": article.metadata.get("extraction_reason")}
         old = self.idx.article(key)
         source = {"source_name": target.source} if target.source else {}
         if old is not None and old.get("content_hash") == h:
