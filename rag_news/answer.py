@@ -19,6 +19,7 @@ citations whose passage lacks the answer's key terms are flagged.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -28,7 +29,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from langchain_core.documents import Document
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, RunnablePassthrough
+from langchain_core.runnables import (Runnable, RunnableBranch, RunnableGenerator, RunnableLambda,
+                                      RunnablePassthrough)
 
 from . import checks
 from .checks import ABSTAIN
@@ -147,15 +149,37 @@ def _is_text_llm(llm) -> bool:
     return isinstance(llm, BaseLLM)
 
 
-def generation_chain(llm) -> Runnable:
-    """``prompt | [chat template] | llm | parser``: takes ``{"context", "question", "today"}``, returns text."""
+def abortable(llm, abort: threading.Event) -> Runnable:
+    """``llm`` as a streaming step that stops asking the model for tokens once ``abort`` is set.
+
+    LangChain reads the rest of a step's input when the stream after it is closed (to trace it), so a
+    closed chain stream would otherwise run the model to its token limit before ``close()`` returns."""
+    def generate(prompts: Iterator, config) -> Iterator:
+        prompt = None
+        for prompt in prompts:  # a prompt value arrives whole
+            pass
+        tokens = llm.stream(prompt, config)
+        try:
+            for token in tokens:
+                yield token
+                if abort.is_set():
+                    break
+        finally:
+            tokens.close()
+
+    return RunnableGenerator(generate, name=type(llm).__name__)
+
+
+def generation_chain(llm, abort: threading.Event | None = None) -> Runnable:
+    """``prompt | [chat template] | llm | parser``: takes ``{"context", "question", "today"}``, returns text.
+    ``abort``: set it to stop the model mid-answer (:meth:`NewsQA.stream` does when its consumer goes)."""
     steps: Runnable = prompt_template()
     if _is_text_llm(llm):
         tokenizer = getattr(getattr(llm, "pipeline", None), "tokenizer", None)
         if tokenizer is None:
             raise ConfigError("a text-completion LLM needs a tokenizer with a chat template")
         steps = steps | chat_template_renderer(tokenizer)
-    return steps | llm | StrOutputParser()
+    return steps | (llm if abort is None else abortable(llm, abort)) | StrOutputParser()
 
 
 def best_relevance(docs: Sequence[Document]) -> float | None:
@@ -168,13 +192,15 @@ def best_relevance(docs: Sequence[Document]) -> float | None:
 
 
 def build_chain(retriever, llm, compress: Callable[[str, list[Document]], list[Document]] | None = None,
-                min_relevance: float = 0.0, today: date | None = None, k: int | None = None) -> Runnable:
+                min_relevance: float = 0.0, today: date | None = None, k: int | None = None,
+                abort: threading.Event | None = None) -> Runnable:
     """The RAG chain: question -> ``{"question", "passages", "answer"}`` (passages = what the model saw).
 
     ``retriever``: a :class:`~rag_news.retrieve.NewsRetriever` (``since``/``until`` in the input reach it)
     or any LangChain retriever. ``compress``: fits the passages to a budget. ``min_relevance``: below it
     the chain answers :data:`ABSTAIN` without calling the model. ``today``: the date the prompt states.
-    ``k``: passages to retrieve (default: the retriever's own).
+    ``k``: passages to retrieve (default: the retriever's own). ``abort``: an event that, once set, stops
+    the model mid-answer (closing a LangChain stream alone does not: see :func:`abortable`).
     """
     def find(x: dict) -> list[Document]:
         if hasattr(retriever, "search"):
@@ -192,7 +218,7 @@ def build_chain(retriever, llm, compress: Callable[[str, list[Document]], list[D
         return min_relevance > 0 and rel is not None and rel < min_relevance
 
     generate = ({"context": lambda x: format_passages(x["passages"]), "question": itemgetter("question"),
-                 "today": lambda x: (today or date.today()).isoformat()} | generation_chain(llm))
+                 "today": lambda x: (today or date.today()).isoformat()} | generation_chain(llm, abort))
     answer = RunnableBranch((too_far, RunnableLambda(lambda x: ABSTAIN, name="abstain")), generate)
     as_input = RunnableLambda(lambda x: dict(x) if isinstance(x, dict) else {"question": x}, name="question")
     return (as_input | RunnablePassthrough.assign(passages=RunnableLambda(find, name="retrieve"))
@@ -236,6 +262,7 @@ class NewsQA:
         self._retriever = None
         self._chain = None
         self._sentence_vectors = None
+        self._abort = threading.Event()  # set while a closed stream winds down (one generation at a time)
 
     # ------------------------------------------------------------------ loading
     @property
@@ -328,7 +355,7 @@ class NewsQA:
             if budget:
                 compress = lambda q, docs: compress_passages(q, docs, self.sentence_vectors, budget)  # noqa: E731
             self._chain = build_chain(self.retriever, llm, compress, self.relevance_floor(), self.today,
-                                      k=self.passage_count())
+                                      k=self.passage_count(), abort=self._abort)
         return self._chain
 
     # ------------------------------------------------------------------ asking
@@ -366,7 +393,11 @@ class NewsQA:
                 pieces.append(piece)
                 yield piece
         finally:
-            stream.close()  # a caller that stops early stops generation too
+            self._abort.set()  # a caller that stops early stops generation too: no further token is asked
+            try:
+                stream.close()
+            finally:
+                self._abort.clear()
         t2 = time.perf_counter()
         answer = self._check(question, "".join(pieces), docs, (t1 or t2) - t0, t2 - (t1 or t2))
         if answer.raw_answer is not None:

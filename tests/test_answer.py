@@ -118,6 +118,7 @@ def test_an_abandoned_stream_stops_the_model(news_index):
         stream = qwen.stream("Write everything the passages say about the Larkspur Bay tidal power plant.",
                              since="2026-01-01")  # a date window: the model is asked, whatever the floor
         first = next(i for i in stream if isinstance(i, str))
+        at_first = len(steps)
         stream.close()
         at_close = len(steps)
         time.sleep(2.0)  # a decoder left running elsewhere (a thread) would go on evaluating meanwhile
@@ -127,6 +128,7 @@ def test_an_abandoned_stream_stops_the_model(news_index):
         del client.eval
     decoded = sum(1 for n in steps[:at_close] if n == 1)
     assert first and 1 <= decoded < 200  # stopped well before its 400-token limit
+    assert at_close - at_first <= 1, (at_first, at_close)  # close() asked the model for no more than one token
     assert after_wait == at_close  # nothing evaluated after close()
     next_start = steps[at_close]
     assert next_start > 1, steps[at_close:at_close + 3]  # the next call to the model reads a prompt: no token
