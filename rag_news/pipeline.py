@@ -166,7 +166,7 @@ def update_index(targets: Iterable[Target], settings: Settings | None = None,
     embedder = embedder or Embedder(settings)
     report = IndexReport(index_dir=str(index_dir), discovered=len(by_key), duplicates=variants)
     idx = open_or_create(index_dir, embedder, settings)  # validates before any fetching
-    with idx.writer(wait=wait):
+    with idx.writer(wait=wait, shard=shard):
         run = _Pass(idx, settings, report, now or datetime.now(timezone.utc), sources or [],
                     settings.show_progress() if progress is None else progress, shard)
         wanted = run.skip_expired(by_key)

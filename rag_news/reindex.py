@@ -118,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report = run_pass(settings, sources, wait=args.wait, base_url=args.base_url, embedder=embedder,
                               shard=shard)
-        except IndexLocked:
-            log.info("another re-index is running on %s; this pass is skipped", settings.index_dir)
-            print("another re-index is running", file=sys.stderr)
+        except IndexLocked as e:
+            log.info("another re-index is running on %s; this pass is skipped (%s)", settings.index_dir, e)
+            print(f"another re-index is running: {e}", file=sys.stderr)
             return 0
         log.info("pass complete: %s", summary_line(report))
         for f in report.pages_failed:

@@ -175,3 +175,43 @@ def test_an_article_removed_for_its_age_comes_back_when_relisted_with_another_da
     index = open_index(settings.index_dir, settings)
     bridge = next((r for r in index.iter_articles() if r["url"].endswith(BRIDGE)), None)
     assert again.articles_new == 1 and bridge is not None and bridge["published"].startswith("2026-11-25")
+
+
+# ------------------------------------------------------------------------------------------ Milvus leases
+def test_two_writers_of_one_milvus_shard_never_overlap(settings, small_embedder):
+    """Real Milvus Lite (two stores of one process on its path): a second writer of shard 0/2 exits with
+    "another pass holds shard 0/2", or with ``wait`` enters only once the first has left; shard 1/2 is free."""
+    import threading
+
+    from rag_news.errors import IndexLocked
+    from rag_news.store import open_store
+
+    s = settings.replace(index_backend="milvus")
+    first, second = open_store(s, small_embedder, create=True), open_store(s, small_embedder, create=True)
+    events = []
+    try:
+        with first.writer(shard=(0, 2)):
+            with pytest.raises(IndexLocked, match=r"another pass holds shard 0/2"):
+                with second.writer(shard=(0, 2)):
+                    pass
+            with pytest.raises(IndexLocked, match=r"another pass holds shard 0/2"):
+                with second.writer():  # a whole-index pass conflicts with every shard
+                    pass
+            with second.writer(shard=(1, 2)):
+                events.append("other shard")
+
+            def waiter():
+                with second.writer(shard=(0, 2), wait=True):
+                    events.append("second in")
+
+            t = threading.Thread(target=waiter)
+            t.start()
+            t.join(3)  # it is waiting
+            events.append("first out")
+        t.join(60)
+        assert events == ["other shard", "first out", "second in"]
+        with first.writer(shard=(0, 2)):  # every claim was withdrawn
+            pass
+    finally:
+        first.close()
+        second.close()
