@@ -83,7 +83,7 @@ def summary_line(r: IndexReport) -> str:
     return (f"discovered {r.discovered}: new {r.articles_new}, changed {r.articles_changed}, unchanged "
             f"{r.articles_unchanged} ({r.not_modified} not modified), removed {r.articles_removed}, failed "
             f"{len(r.pages_failed)}; chunks embedded {r.chunks_embedded}; index {r.articles_total} articles / "
-            f"{r.chunks_total} chunks; {r.seconds:.1f}s")
+            f"{r.chunks_total} chunks; {r.seconds:.1f}s" + (f"; kept {len(r.kept)}" if r.kept else ""))
 
 
 def build_parser() -> argparse.ArgumentParser:
