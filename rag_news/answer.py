@@ -144,6 +144,58 @@ def prompt_text(llm, messages) -> str:
     return messages.to_string()
 
 
+_MARKUP = set("<>[]|")
+
+
+def special_tokens(llm) -> tuple[str, ...]:
+    """The strings the reader's tokenizer turns into control tokens when they appear in text: the
+    transformers tokenizer's special and added tokens (``hf``), the GGUF vocabulary's control and
+    user-defined tokens (``llamacpp``); empty for remote models (their server's template is unknown here:
+    the common shapes of :func:`rag_news.context.neutralize` still apply)."""
+    tok = getattr(getattr(llm, "pipeline", None), "tokenizer", None)
+    if tok is not None:
+        added = [t.content for t in getattr(tok, "added_tokens_decoder", {}).values()
+                 if t.special or _MARKUP & set(t.content)]
+        return tuple(dict.fromkeys([*tok.all_special_tokens, *added]))
+    client = getattr(llm, "client", None)
+    if client is not None and hasattr(client, "detokenize") and hasattr(client, "_model"):
+        return gguf_control_tokens(client)
+    return ()
+
+
+def gguf_control_tokens(client) -> tuple[str, ...]:
+    """A llama.cpp model's control tokens (and user-defined ones that look like markup), as text."""
+    cached = getattr(client, "_rag_news_specials", None)
+    if cached is not None:
+        return cached
+    import llama_cpp
+
+    model = client._model
+    control = getattr(llama_cpp, "LLAMA_TOKEN_ATTR_CONTROL", 1 << 3)
+    user = getattr(llama_cpp, "LLAMA_TOKEN_ATTR_USER_DEFINED", 1 << 4)
+    out = []
+    for i in range(model.n_vocab()):
+        attr = model.token_get_attr(i)
+        if attr & (control | user):
+            text = client.detokenize([i], special=True).decode("utf-8", "replace")
+            if attr & control or _MARKUP & set(text):
+                out.append(text)
+    found = tuple(dict.fromkeys(t for t in out if t.strip()))
+    try:
+        client._rag_news_specials = found
+    except AttributeError:  # pragma: no cover - a client that refuses new attributes
+        pass
+    return found
+
+
+def render_prompt(llm, question: str, docs: Sequence[Document], today: date | str) -> str:
+    """The exact text ``llm`` reads for ``question`` over ``docs`` (passages neutralised with the reader's
+    special tokens, the prompt, the reader's chat template): what the chain sends, for inspection."""
+    value = prompt_template().invoke({"context": format_passages(docs, special_tokens(llm)), "question": question,
+                                      "today": today if isinstance(today, str) else today.isoformat()})
+    return prompt_text(llm, value)
+
+
 def _is_text_llm(llm) -> bool:
     from langchain_core.language_models import BaseLLM
     return isinstance(llm, BaseLLM)
@@ -217,7 +269,8 @@ def build_chain(retriever, llm, compress: Callable[[str, list[Document]], list[D
         rel = best_relevance(x["passages"])
         return min_relevance > 0 and rel is not None and rel < min_relevance
 
-    generate = ({"context": lambda x: format_passages(x["passages"]), "question": itemgetter("question"),
+    specials = special_tokens(llm)
+    generate = ({"context": lambda x: format_passages(x["passages"], specials), "question": itemgetter("question"),
                  "today": lambda x: (today or date.today()).isoformat()} | generation_chain(llm, abort))
     answer = RunnableBranch((too_far, RunnableLambda(lambda x: ABSTAIN, name="abstain")), generate)
     as_input = RunnableLambda(lambda x: dict(x) if isinstance(x, dict) else {"question": x}, name="question")
@@ -252,9 +305,11 @@ def _sources(docs: Sequence[Document]) -> list[Source]:
 
 class NewsQA:
     """Questions in, grounded answers out. Heavy parts (index, embedder, model) load on first use and stay
-    loaded: one ``NewsQA`` serves many questions (the server and the interactive session keep one)."""
+    loaded: one ``NewsQA`` serves many questions (the server and the interactive session keep one).
+    Loading is behind one lock: two threads asking at once load the model (and the index) once."""
 
     def __init__(self, settings: Settings | None = None, *, index=None, llm=None, llm_info=None):
+        self._load_lock = threading.RLock()
         self.settings = settings or Settings.load()
         self._index = index
         self._llm = llm
@@ -268,21 +323,35 @@ class NewsQA:
     @property
     def index(self):
         if self._index is None:
-            from .pipeline import open_index
-            try:
-                self._index = open_index(self.settings.index_dir, self.settings)
-            except IndexNotFound:
-                raise IndexNotFound(
-                    f"no index in {self.settings.index_dir} yet: build one with "
-                    f"python -m rag_news.index --urls URLS.txt --index-dir {self.settings.index_dir}") from None
+            with self._load_lock:
+                if self._index is None:
+                    self._index = self._open_index()
         return self._index
+
+    def _open_index(self):
+        from .pipeline import open_index
+        try:
+            return open_index(self.settings.index_dir, self.settings)
+        except IndexNotFound:
+            raise IndexNotFound(
+                f"no index in {self.settings.index_dir} yet: build one with "
+                f"python -m rag_news.index --urls URLS.txt --index-dir {self.settings.index_dir}") from None
 
     @property
     def llm(self):
         if self._llm is None:
-            from .llm import load_llm_with_info
-            self._llm, self._info = load_llm_with_info(self.settings)
+            with self._load_lock:  # a second thread waits for the first one's model instead of loading another
+                if self._llm is None:
+                    from .llm import load_llm_with_info
+                    self._llm, self._info = load_llm_with_info(self.settings)
         return self._llm
+
+    def interrupt(self) -> None:
+        """Ask the model to stop what it is doing now (the server's time limit): llama.cpp aborts within
+        the prompt batch it is reading or the token it is generating; hf stops before its next token."""
+        if self._llm is not None:
+            from .llm import interrupt
+            interrupt(self._llm)
 
     @property
     def info(self):
@@ -299,10 +368,12 @@ class NewsQA:
     @property
     def retriever(self):
         if self._retriever is None:
-            from .retrieve import NewsRetriever
-            self._retriever = NewsRetriever(index=self.index, k=self.settings.k or 5, since=self.settings.since,
-                                            until=self.settings.until, today=self.today,
-                                            reranker=self._load_reranker())
+            with self._load_lock:
+                if self._retriever is None:
+                    from .retrieve import NewsRetriever
+                    self._retriever = NewsRetriever(
+                        index=self.index, k=self.settings.k or 5, since=self.settings.since, until=self.settings.until,
+                        today=self.today, reranker=self._load_reranker())
         return self._retriever
 
     def _load_reranker(self):
@@ -343,19 +414,23 @@ class NewsQA:
     def sentence_vectors(self):
         """The embedder with sentence vectors kept between questions (for passage compression)."""
         if self._sentence_vectors is None:
-            from .context import SentenceVectors
-            self._sentence_vectors = SentenceVectors(self.index.embeddings)
+            with self._load_lock:
+                if self._sentence_vectors is None:
+                    from .context import SentenceVectors
+                    self._sentence_vectors = SentenceVectors(self.index.embeddings)
         return self._sentence_vectors
 
     def chain(self) -> Runnable:
         """The LCEL chain :meth:`stream` and :meth:`ask` run (built once)."""
         if self._chain is None:
-            llm, budget = self.llm, self.context_budget()
-            compress = None
-            if budget:
-                compress = lambda q, docs: compress_passages(q, docs, self.sentence_vectors, budget)  # noqa: E731
-            self._chain = build_chain(self.retriever, llm, compress, self.relevance_floor(), self.today,
-                                      k=self.passage_count(), abort=self._abort)
+            with self._load_lock:
+                if self._chain is None:
+                    llm, budget = self.llm, self.context_budget()
+                    compress = None
+                    if budget:
+                        compress = lambda q, docs: compress_passages(q, docs, self.sentence_vectors, budget)  # noqa: E731
+                    self._chain = build_chain(self.retriever, llm, compress, self.relevance_floor(), self.today,
+                                              k=self.passage_count(), abort=self._abort)
         return self._chain
 
     # ------------------------------------------------------------------ asking
@@ -377,6 +452,8 @@ class NewsQA:
         the model."""
         question = check_question(question)
         chain = self.chain()  # loads the model before anything is timed
+        from .llm import interrupt
+        interrupt(self._llm, False)  # a stop asked for the previous question does not stop this one
         t0 = time.perf_counter()
         docs, pieces, t1 = [], [], None
         stream = chain.stream({"question": question, "since": since, "until": until})

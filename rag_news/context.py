@@ -1,8 +1,11 @@
 """The context block the model reads: numbered passages with title, URL and date, within a token budget.
 
 * :func:`format_passages` — ``[n] title — url — published date`` then the text, for each passage. Scraped
-  text is data: titles, URLs and passages are all cleaned so that none can close the ``<context>`` block or
-  break a header line.
+  text is data: titles, URLs and passages are all cleaned so that none can close the ``<context>`` block
+  (``</context>``, ``< /context >``, fullwidth forms...) or break a header line, and chat-template control
+  tokens in them (``<|im_start|>``, ``<|im_end|>``, ``</s>``, ``[INST]``, the reader's own special tokens)
+  are broken up so that the reader's tokenizer reads them as plain text: an article cannot end the user
+  turn and forge a system or assistant turn (:func:`neutralize`).
 * :func:`compress_passages` — within ``budget_tokens``, the sentences closest to the question (cosine with
   the index's embedding model), each passage keeping its chosen sentences in order; the budget is never
   exceeded (a sentence too long for what is left is cut to fit).
@@ -13,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections import OrderedDict
@@ -20,25 +24,66 @@ from typing import Sequence
 
 from langchain_core.documents import Document
 
-_BLOCK = re.compile(r"</?\s*context\s*>", re.IGNORECASE)
+_BLOCK = re.compile(r"[<＜‹〈]\s*[/\\／]?\s*context\s*[/\\／]?\s*[>＞›〉]", re.IGNORECASE)
+# control-token shapes of the common chat templates, whatever the reader: ChatML / Qwen / SmolLM2
+# (<|im_start|>, <|im_end|>, <|endoftext|>), Llama 3 (<|eot_id|>, <|start_header_id|>), Mistral / Mixtral
+# ([INST], [/INST], [SYSTEM_PROMPT], <s>, </s>), Llama 2 (<<SYS>>), Gemma (<start_of_turn>)
+_CONTROL = re.compile(
+    r"<\|[^|<>\s]{1,48}\|>|</?s>|<(?:unk|pad|bos|eos|mask|sep|cls)>|\[/?(?:INST|SYSTEM_PROMPT|AVAILABLE_TOOLS|"
+    r"TOOL_CALLS|TOOL_RESULTS|TOOL_CONTENT)\]|<</?SYS>>|<(?:start|end)_of_turn>|<\|?(?:system|user|assistant)\|?>",
+    re.IGNORECASE)
+_BREAK = "\u2009"  # a thin space after the first character: the string reads the same, no tokenizer matches it
+
+
+def _break(token: str) -> str:
+    return token[0] + _BREAK + token[1:]
+
+
+@functools.lru_cache(maxsize=16)
+def _pattern(own: tuple[str, ...]) -> re.Pattern:
+    longest_first = sorted(own, key=len, reverse=True)
+    return re.compile("|".join([*(re.escape(t) for t in longest_first), _CONTROL.pattern]), re.IGNORECASE)
+
+
+def neutralize(text: str, special_tokens: Sequence[str] = ()) -> str:
+    """``text`` with every chat-template control token (the common shapes, plus ``special_tokens``: the
+    reader's own list) broken up by a thin space after its first character, so that a tokenizer that
+    parses special tokens in text (llama.cpp, transformers) reads them as plain characters."""
+    pattern = _pattern(tuple(sorted({t for t in special_tokens if t and len(t.strip()) >= 2})))
+    for _ in range(8):  # a break can never create a new match, but nested forms are re-checked
+        text, n = pattern.subn(lambda m: _break(m.group(0)), text)
+        if not n:
+            break
+    return text
+
+
 _SENT = re.compile(r"(?<=[.!?…])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
 
 
-def sanitize(text: str, one_line: bool = False) -> str:
-    """Scraped text made safe for the context block (and, with ``one_line``, for a header line)."""
-    text = _BLOCK.sub("", text or "")
+def sanitize(text: str, one_line: bool = False, special_tokens: Sequence[str] = ()) -> str:
+    """Scraped text made safe for the context block (and, with ``one_line``, for a header line):
+    ``<context>`` tags removed, control tokens neutralised (:func:`neutralize`; ``special_tokens``: the
+    reader's own)."""
+    text = text or ""
+    while True:  # removing a tag must not join a control token, nor breaking one make a tag
+        cleaned = neutralize(_BLOCK.sub("", text), special_tokens)
+        if cleaned == text:
+            break
+        text = cleaned
     return " ".join(text.split()) if one_line else text.strip()
 
 
-def format_passages(docs: Sequence[Document]) -> str:
-    """``[n] title — url — published date`` then the passage text, for each passage."""
+def format_passages(docs: Sequence[Document], special_tokens: Sequence[str] = ()) -> str:
+    """``[n] title — url — published date`` then the passage text, for each passage (``special_tokens``:
+    the reader's special-token strings, neutralised in all scraped text along with the common ones)."""
     parts = []
+    clean = lambda t, one=False: sanitize(t, one, special_tokens)  # noqa: E731
     for n, d in enumerate(docs, start=1):
         m = d.metadata
-        head = f"[{n}] {sanitize(m.get('title') or 'Untitled', True)} — {sanitize(m.get('url') or m.get('source') or '', True)}"
+        head = f"[{n}] {clean(m.get('title') or 'Untitled', True)} — {clean(m.get('url') or m.get('source') or '', True)}"
         if m.get("published"):
-            head += f" — published {sanitize(str(m['published'])[:10], True)}"
-        parts.append(f"{head}\n{sanitize(d.page_content)}")
+            head += f" — published {clean(str(m['published'])[:10], True)}"
+        parts.append(f"{head}\n{clean(d.page_content)}")
     return "\n\n".join(parts)
 
 

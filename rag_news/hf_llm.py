@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from langchain_huggingface import HuggingFacePipeline
+from pydantic import Field
 
 # Used only when a tokenizer has no chat template of its own.
 DEFAULT_CHAT_TEMPLATE = (
@@ -43,6 +44,7 @@ class NewsHuggingFacePipeline(HuggingFacePipeline):
 
     stop_strings: list[str] = []
     rag_news_info: Any = None
+    abort_event: Any = Field(default_factory=threading.Event, exclude=True)  # rag_news.llm.interrupt sets it
 
     def _stops(self, stop: list[str] | None) -> list[str]:
         return list(dict.fromkeys([*(self.stop_strings or []), *(stop or [])]))
@@ -64,7 +66,9 @@ class NewsHuggingFacePipeline(HuggingFacePipeline):
         return text
 
     def _generate(self, prompts, stop=None, run_manager=None, **kwargs):
-        gen = self._gen_kwargs(stop, **kwargs)
+        from transformers import StoppingCriteriaList
+
+        gen = {**self._gen_kwargs(stop, **kwargs), "stopping_criteria": StoppingCriteriaList([_StopWhenSet(self.abort_event)])}
         generations = []
         for prompt in prompts:
             out = self.pipeline(prompt, **gen)
@@ -79,7 +83,7 @@ class NewsHuggingFacePipeline(HuggingFacePipeline):
         streamer = TextIteratorStreamer(self.pipeline.tokenizer, skip_prompt=True, skip_special_tokens=True)
         halt = threading.Event()
         gen = {**self._gen_kwargs(stop, **kwargs), "streamer": streamer,
-               "stopping_criteria": StoppingCriteriaList([_StopWhenSet(halt)])}
+               "stopping_criteria": StoppingCriteriaList([_StopWhenSet(halt), _StopWhenSet(self.abort_event)])}
         error: list[BaseException] = []
 
         def work():

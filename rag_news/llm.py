@@ -418,5 +418,22 @@ def load_llm(settings: Settings | None = None, **overrides: Any):
     return load_llm_with_info(settings, **overrides)[0]
 
 
+def interrupt(llm, stop: bool = True) -> None:
+    """Ask ``llm`` to stop its current generation (``stop=False``: clear that request before the next one).
+
+    ``llamacpp``: llama.cpp's abort callback is asked before each step of its compute graph, so the model
+    stops within the prompt batch it is reading (a 36 s prompt read is not waited for) or the token it is
+    generating; the call then fails inside the worker and the model is free. ``hf``: a stopping criterion
+    ends ``generate`` before its next token; the prompt's forward pass itself (one call into torch) cannot be
+    cut short. Remote backends: nothing to do here (the request's stream is closed by the caller)."""
+    flag = getattr(llm, "abort_event", None)
+    if flag is None:
+        return
+    if stop:
+        flag.set()
+    else:
+        flag.clear()
+
+
 def llm_info(llm) -> LLMInfo | None:
     return getattr(llm, "rag_news_info", None)

@@ -22,6 +22,7 @@ from .chunk import chunk
 from .embed import Embedder
 from .errors import ConfigError, RagNewsError
 from .fetch import FetchRequest, FetchResult, Fetched, check_url, fetch
+from .keep import front_page, unlike_the_article
 from .sources import Target
 from .settings import Settings
 from .store import NewsIndex, open_store, read_meta
@@ -55,6 +56,7 @@ class IndexReport:
     rendered: int = 0          # pages opened in Chromium (host samples included)
     pages: list[dict] = field(default_factory=list)  # one row per page: url, title, status, chunks, render
     removed: list[dict] = field(default_factory=list)  # {url, reason}
+    kept: list[dict] = field(default_factory=list)  # {url, reason}: stored text kept (a wall, a redirect, a source down)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -65,7 +67,7 @@ class IndexReport:
                 "failed": [{"url": f["url"], "reason": f["reason"]} for f in self.pages_failed],
                 "chunks_embedded": self.chunks_embedded, "seconds": self.seconds,
                 "not_modified": self.not_modified, "duplicates": self.duplicates, "skipped": self.skipped,
-                "rendered": self.rendered,
+                "rendered": self.rendered, "kept": self.kept,
                 "articles_total": self.articles_total, "chunks_total": self.chunks_total}
 
 
@@ -135,6 +137,14 @@ def update_index(targets: Iterable[Target], settings: Settings | None = None,
                  shard: tuple[int, int] | None = None, reach=None) -> IndexReport:
     """One incremental pass over ``targets`` (article URLs), committed atomically to ``index_dir``.
 
+    Nothing good is lost (:mod:`rag_news.keep`): a known article whose page now shows a much shorter text
+    that shares little with it (a wall, a soft 404) keeps its stored text, as does one that now redirects
+    to the site's front page or to another article; each is listed in ``report.kept``. With
+    ``remove_stale``, an article's retention is counted up to the last pass that read its source
+    successfully (at least one of its pages fetched), so a source that is down or blocking us loses
+    nothing; an article removed for its age is fetched again when a source relists it with a date within
+    the limit.
+
     ``shard``: ``(I, N)`` — only the targets, and the indexed articles, whose URL hashes to shard I of N
     (:func:`rag_news.urls.shard_of`), so N workers can pass over one (Milvus) index at once.
     ``reach``: where the crawler may connect (:class:`rag_news.fetch.reach.Reach`; the re-index job passes
@@ -158,7 +168,7 @@ def update_index(targets: Iterable[Target], settings: Settings | None = None,
     embedder = embedder or Embedder(settings)
     report = IndexReport(index_dir=str(index_dir), discovered=len(by_key), duplicates=variants)
     idx = open_or_create(index_dir, embedder, settings)  # validates before any fetching
-    with idx.writer(wait=wait):
+    with idx.writer(wait=wait, shard=shard):
         run = _Pass(idx, settings, report, now or datetime.now(timezone.utc), sources or [],
                     settings.show_progress() if progress is None else progress, shard)
         run.reach = reach
@@ -167,6 +177,7 @@ def update_index(targets: Iterable[Target], settings: Settings | None = None,
         run.embed(fresh, embedder)
         if remove_stale:
             run.expire()
+        run.note_sources()
         run.commit(embedder)
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
@@ -183,6 +194,10 @@ class _Pass:
         self.progress = progress
         self.staged = 0  # records touched, replaced or removed: nothing to commit when 0
         self.new_aliases: dict[str, list[str]] = {}  # article new in this pass -> copies of it seen in this pass
+        self.configured = {s.name for s in sources if getattr(s, "name", None)}
+        self.sources_read: set[str] = set()  # sources with at least one page read in this pass
+        self.walls: dict[str, int] = {}
+        self.seen_now: set[str] = set()  # articles whose last_seen this pass moves (staged, not yet committed)
 
     def _row(self, url: str, key: str | None, title: str | None, status: str, chunks: int, **how) -> None:
         """One line of the report's per-page table (``how``: render / render_reason and extraction /
@@ -202,6 +217,8 @@ class _Pass:
         for k, t in by_key.items():
             gone = self.idx.expired_reason(k)
             limit = self._too_old(t.published, t.source)
+            if gone and t.published and not limit:
+                gone = None  # relisted with a date within the limit (the one it was removed for was misread)
             if gone or limit:
                 why = gone or f"older than {limit:g} days"
                 self._row(t.url, k, None, f"skipped: {why}", 0)
@@ -230,8 +247,13 @@ class _Pass:
         or new / changed (returned, with its record, for embedding)."""
         target_of = {t.url: t for t in by_key.values()}
         fresh, seen_keys, hashes = [], set(), {}
+        self._find_walls(result)
         for f in result.fetched:
             target = target_of.get(f.url) or Target(url=f.url)
+            if target.source:
+                self.sources_read.add(target.source)
+            if self._redirected_away(f, target):
+                continue
             if f.not_modified:
                 self._not_modified(target)
                 continue
@@ -252,9 +274,57 @@ class _Pass:
         self.report.rendered = result.rendered
         return fresh
 
+    def _keep(self, url: str, key: str | None, title: str | None, why: str, **how) -> None:
+        """The stored article stays as it is (``why`` says what the page shows instead)."""
+        self.report.kept.append({"url": url, "reason": f"kept: {why}"})
+        self._row(url, key, title, f"kept: {why}", 0, **how)
+
+    def _redirected_away(self, f: Fetched, target: Target) -> bool:
+        """A page that redirected to its site's front page (never indexed), or a known article that now
+        redirects to another article (the other one is read under its own URL; this one keeps its text)."""
+        final = f.meta.get("final_url")
+        if not final or normalize_url(final) == normalize_url(f.url):
+            return False
+        known = self.idx.key_for_url(normalize_url(target.url))
+        if front_page(f.url, final):
+            if known:
+                self._keep(target.url, known, None, "the page now redirects to the site's front page")
+            else:
+                self.report.skipped.append({"url": target.url, "reason": "redirects to the site's front page"})
+                self._row(target.url, None, None, "skipped: redirects to the site's front page", 0)
+            return True
+        other = self.idx.key_for_url(normalize_url(final))
+        if known and other != known:
+            self._keep(target.url, known, None, f"the page now redirects to {final}")
+            return f.not_modified  # a 304 for the other page says nothing about this one; a page is read below
+        return False
+
+    def _unlike(self, key: str, text: str, content_hash: str) -> str | None:
+        """Why a known article's new text must not replace its stored one (None: it is a new version)."""
+        others = self.walls.get(content_hash, 0) - 1
+        if others > 0:  # several known articles turned into one same new page in one pass: a wall
+            return f"the page now shows the same text as {others} other known article(s)"
+        stored = self.idx.article_text(key) or ""
+        return unlike_the_article(text, stored, self.settings.keep_max_ratio, self.settings.keep_min_shared)
+
+    def _find_walls(self, result: FetchResult) -> None:
+        """Texts that several known, different articles show at once in this pass (a wall, a soft 404
+        served on many URLs): {content hash: how many}."""
+        counts: dict[str, int] = {}
+        for f in result.fetched:
+            if f.article is None:
+                continue
+            key = normalize_url(f.meta.get("final_url") or f.url)
+            old = self.idx.article(key)
+            h = f.article.metadata.get("content_hash")
+            if old is not None and old.get("content_hash") != h:
+                counts[h] = counts.get(h, 0) + 1
+        self.walls = {h: n for h, n in counts.items() if n > 1}
+
     def _not_modified(self, target: Target) -> None:
         rec = self.idx.article(self.idx.key_for_url(target.url))
         self.idx.touch(rec["key"], last_seen=self.stamp, **({"source_name": target.source} if target.source else {}))
+        self.seen_now.add(rec["key"])
         self.staged += 1
         self.report.pages_ok += 1
         self.report.articles_unchanged += 1
@@ -274,12 +344,20 @@ class _Pass:
         if old is not None and old.get("content_hash") == h:
             self.idx.touch(key, last_seen=self.stamp, fetched_at=article.metadata.get("fetched_at"), **validators,
                            **source)
+            self.seen_now.add(key)
             self.staged += 1
             self.report.articles_unchanged += 1
             self.report.chunks += len(old["chunk_ids"])
             self._row(target.url, key, title, "unchanged", len(old["chunk_ids"]), **how)
             return None
         twin = hashes.get(h) or self.idx.find_by_hash(h)
+        why = self._unlike(key, article.page_content, h) if old is not None else None
+        if why:
+            self.idx.touch(key, last_seen=self.stamp, **source)  # listed and reachable: not stale
+            self.seen_now.add(key)
+            self.staged += 1
+            self._keep(target.url, key, title, why, **how)
+            return None
         if twin is not None and twin != key:
             self._alias(twin, key, old)
             self._row(target.url, key, title, f"duplicate of {twin}", 0, **how)
@@ -307,6 +385,7 @@ class _Pass:
         if rec is not None:  # else: the twin is new in this very pass; its record is staged with this alias
             aliases = list(dict.fromkeys([*(rec.get("aliases") or []), key]))
             self.idx.touch(twin, aliases=aliases, last_seen=self.stamp)
+            self.seen_now.add(twin)
         else:
             self.new_aliases.setdefault(twin, []).append(key)
         self.staged += 1
@@ -333,18 +412,39 @@ class _Pass:
             if record["key"] in self.new_aliases:
                 record["aliases"] = [*(record.get("aliases") or []), *self.new_aliases[record["key"]]]
             self.idx.upsert(record, [chunks[i] for i in rows], vectors[rows] if rows else vectors[:0])
+            self.seen_now.add(record["key"])
             self.staged += 1
             self.report.chunks += len(rows)
             self._row(url, record["key"], record.get("title"), status, len(rows), **how)
 
+    def _clock(self, source: str | None) -> datetime:
+        """The time retention is counted up to for an article of ``source``: now, unless ``source`` is a
+        configured source not read in this pass; then the last pass that read it (None: never recorded)."""
+        if source not in self.configured or source in self.sources_read:
+            return self.now
+        note = self.idx.host_note(f"source:{source}") or {}
+        return _when(note.get("last_read")) or datetime.min.replace(tzinfo=timezone.utc)
+
+    def note_sources(self) -> None:
+        """Stage, for each configured source read in this pass, the time of this pass."""
+        for name in sorted(self.configured & self.sources_read):
+            self.idx.put_host_note(f"source:{name}", {"last_read": self.stamp})
+            self.staged += 1
+
     def expire(self) -> None:
-        """Stage the removal of articles past the retention period or their maximum age."""
+        """Stage the removal of articles past the retention period (counted up to the last pass that read
+        their source) or their maximum age."""
         retention = self.settings.retention_days
         for rec in self.idx.iter_articles():
             if self.shard and shard_of(rec["key"], self.shard[1]) != self.shard[0]:
                 continue  # another worker's article
-            seen = _when(rec.get("last_seen")) or _when(rec.get("first_seen"))
-            if retention is not None and seen and self.now - seen > timedelta(days=retention):
+            seen = self.now if rec["key"] in self.seen_now else _when(rec.get("last_seen")) or _when(rec.get("first_seen"))
+            stale = retention is not None and seen and self.now - seen > timedelta(days=retention)
+            if stale and self._clock(rec.get("source_name")) - seen <= timedelta(days=retention):
+                self.report.kept.append({"url": rec.get("url", rec["key"]), "reason": (
+                    f"kept: source {rec.get('source_name')} has not been read successfully since the article was seen")})
+                stale = False
+            if stale:
                 reason = f"not seen for more than {retention:g} days"
             else:
                 limit = self.max_age.get(rec.get("source_name")) or self.settings.max_age_days

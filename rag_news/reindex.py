@@ -85,7 +85,7 @@ def summary_line(r: IndexReport) -> str:
     return (f"discovered {r.discovered}: new {r.articles_new}, changed {r.articles_changed}, unchanged "
             f"{r.articles_unchanged} ({r.not_modified} not modified), removed {r.articles_removed}, failed "
             f"{len(r.pages_failed)}; chunks embedded {r.chunks_embedded}; index {r.articles_total} articles / "
-            f"{r.chunks_total} chunks; {r.seconds:.1f}s")
+            f"{r.chunks_total} chunks; {r.seconds:.1f}s" + (f"; kept {len(r.kept)}" if r.kept else ""))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report = run_pass(settings, sources, wait=args.wait, base_url=args.base_url, embedder=embedder,
                               shard=shard)
-        except IndexLocked:
-            log.info("another re-index is running on %s; this pass is skipped", settings.index_dir)
-            print("another re-index is running", file=sys.stderr)
+        except IndexLocked as e:
+            log.info("another re-index is running on %s; this pass is skipped (%s)", settings.index_dir, e)
+            print(f"another re-index is running: {e}", file=sys.stderr)
             return 0
         log.info("pass complete: %s", summary_line(report))
         for f in report.pages_failed:

@@ -11,23 +11,34 @@ Endpoints (FastAPI, served by uvicorn, bound to 127.0.0.1 unless ``--host`` says
 * ``POST /v1/chat/completions`` (and ``GET /v1/models``) — OpenAI-compatible, streaming or not, so chat
   front-ends can use it: the last user message is the question; the sources follow the answer.
 
-One generation runs at a time; up to ``--queue`` requests wait for it, more get HTTP 429 with
-``Retry-After``. Questions are limited in length, bodies in size (413) and in how slowly they may arrive
-(408), generation in time (``--max-generation-s``). ``--token`` (or ``RAG_NEWS_SERVER_TOKEN``) requires
-``Authorization: Bearer <token>`` on everything but ``/health``. Errors are JSON
-(``{"error": {"message", "type"}}``), never a traceback. A newer index pass is picked up by itself.
+One generation runs at a time; up to ``--queue`` requests wait for it (first come, first served), more
+get HTTP 429 with a ``Retry-After`` computed from the queue (the waiting requests times the recent mean
+generation time), so clients that retry come back when there is room rather than all at once.
+``/search`` is counted against a per-client rate limit (``--search-rate`` requests a second, bursts of
+twice that; 429 with ``Retry-After`` beyond it). Questions are limited in length, bodies in size (413)
+and in how slowly they may arrive (408), generation in time (``--max-generation-s``: the model is freed
+when it passes, even in the middle of reading the prompt on llama.cpp, see :func:`rag_news.llm.interrupt`).
+``--token`` (or ``RAG_NEWS_SERVER_TOKEN``) requires ``Authorization: Bearer <token>`` on everything but
+``/health`` (compared in constant time); a ``--host`` other than a loopback address is refused without a
+token unless ``--insecure-no-token`` says so. Errors are JSON (``{"error": {"message", "type"}}``),
+never a traceback; a stream that fails after its start ends with an ``error`` event. A newer index pass
+is picked up by itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
+import ipaddress
 import json
 import logging
+import math
 import os
 import threading
 import time
 import uuid
+from collections import deque
 from datetime import date
 from typing import Any, AsyncIterator
 
@@ -48,7 +59,11 @@ _DONE = object()
 
 
 class Busy(Exception):
-    """The queue is full."""
+    """The queue is full (or a client is over its rate): retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float = 2.0, message: str = "busy: the answer queue is full, retry shortly"):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class TimedOut(Exception):
@@ -76,6 +91,38 @@ class ChatRequest(BaseModel):
     stream: bool = False
 
 
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every error: ``{"error": {"message", "type"}}``."""
+
+    error: ErrorDetail
+
+
+_WHY = {400: "bad question", 401: "missing or wrong bearer token", 408: "the body arrived too slowly",
+        413: "body too large", 422: "invalid request", 429: "busy or over the rate limit (see Retry-After)",
+        500: "internal error", 503: "no index yet", 504: "generation ran past its time limit"}
+
+
+def _errors(*codes: int) -> dict:
+    """OpenAPI responses for these error statuses (all share :class:`ErrorBody`)."""
+    out: dict = {c: {"model": ErrorBody, "description": _WHY[c]} for c in (401, 408, 413, 422, 500, *codes)}
+    for c in (429,):
+        if c in out:
+            out[c]["headers"] = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}}
+    return out
+
+
+_JSON_OR_SSE = {200: {"description": "the answer as JSON, or Server-Sent Events when streamed",
+                      "content": {"application/json": {"schema": {"type": "object"}},
+                                  "text/event-stream": {"schema": {
+                                      "type": "object", "required": ["data"],
+                                      "properties": {"event": {"type": "string"}, "data": {"type": "string"}}}}}}}
+
+
 class Service:
     """One :class:`~rag_news.answer.NewsQA` (model and index loaded once), one generation at a time,
     ``queue_size`` requests waiting at most, each generation stopped after ``max_generation_s``."""
@@ -85,29 +132,42 @@ class Service:
         self.waiting = 0
         self.served = 0
         self._gate: asyncio.Semaphore | None = None
+        self._durations: deque[float] = deque(maxlen=20)  # recent generation times (s)
 
     def full(self) -> bool:
         return self.waiting >= self.queue_size
+
+    def retry_after(self) -> int:
+        """Seconds until a rejected request may find room: the requests ahead of it (waiting, plus the one
+        running) times the recent mean generation time (2 s before any is known), at least 1."""
+        mean = sum(self._durations) / len(self._durations) if self._durations else 2.0
+        ahead = self.waiting + (1 if self._gate is not None and self._gate.locked() else 0)
+        return max(1, min(math.ceil(mean * max(ahead, 1)), int(self.max_generation_s * (self.queue_size + 1))))
+
+    def busy(self) -> Busy:
+        return Busy(self.retry_after())
 
     async def answer(self, question: str, since: str | None, until: str | None) -> AsyncIterator[Any]:
         """The stream's items (tokens, a retraction, the :class:`Answer`, then ``{"queue_wait_s"}``)."""
         if self._gate is None:
             self._gate = asyncio.Semaphore(1)
         if self.full():
-            raise Busy()
+            raise self.busy()
         self.waiting += 1
         queued = time.perf_counter()
         try:
             await self._gate.acquire()
         finally:
             self.waiting -= 1
+        started = time.perf_counter()
         try:
-            wait = time.perf_counter() - queued
+            wait = started - queued
             async for item in self._generate(question, since, until):
                 yield item
             self.served += 1
             yield {"queue_wait_s": round(wait, 3)}
         finally:
+            self._durations.append(time.perf_counter() - started)
             self._gate.release()
 
     async def _generate(self, question: str, since: str | None, until: str | None) -> AsyncIterator[Any]:
@@ -142,6 +202,8 @@ class Service:
                 yield item
         finally:
             stop.set()
+            if not worker.done():
+                self.qa.interrupt()  # llama.cpp stops between (and inside) prompt batches, hf between tokens
             await worker  # the model is free again before the next request starts
 
 
@@ -155,16 +217,49 @@ def _iso(d: date | str | None) -> str | None:
     return d.isoformat() if isinstance(d, date) else d
 
 
+class RateLimit:
+    """A token bucket per client address: ``rate`` requests a second on average, bursts of ``burst``."""
+
+    def __init__(self, rate: float, burst: float | None = None, clients: int = 10_000):
+        self.rate, self.burst, self.clients = rate, burst or max(1.0, 2 * rate), clients
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, client: str) -> float:
+        """0 when ``client`` may go ahead (one token taken), else the seconds until it may."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, then = self._buckets.get(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - then) * self.rate)
+            if tokens >= 1:
+                self._buckets[client] = (tokens - 1, now)
+                wait = 0.0
+            else:
+                self._buckets[client] = (tokens, now)
+                wait = (1 - tokens) / self.rate
+            if len(self._buckets) > self.clients:  # forget the idlest half
+                for k in sorted(self._buckets, key=lambda c: self._buckets[c][1])[: self.clients // 2]:
+                    del self._buckets[k]
+        return wait
+
+
+def _token_ok(header: str | None, token: str) -> bool:
+    """``Authorization: Bearer <token>``, compared in constant time."""
+    return hmac.compare_digest((header or "").encode("utf-8", "replace"), f"Bearer {token}".encode())
+
+
 def create_app(service: Service, token: str | None = None, max_body_bytes: int = 65_536,
-               body_timeout_s: float = 10.0):
-    """The FastAPI application (see the module docstring)."""
+               body_timeout_s: float = 10.0, search_rate: float = 10.0):
+    """The FastAPI application (see the module docstring). ``search_rate``: ``/search`` requests a second
+    per client address (bursts of twice that)."""
 
     app = FastAPI(title="rag-news", version="0.1.0", docs_url=None, redoc_url=None)
+    app.state.search_limit = RateLimit(search_rate)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
         """Bearer token, body size and body arrival time, before any endpoint sees the request."""
-        if token and request.url.path != "/health" and request.headers.get("authorization") != f"Bearer {token}":
+        if token and request.url.path != "/health" and not _token_ok(request.headers.get("authorization"), token):
             return _error(401, "missing or wrong bearer token", "unauthorized", {"WWW-Authenticate": "Bearer"})
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > max_body_bytes:
@@ -212,7 +307,7 @@ async def _read_capped(request, limit: int) -> bytes:
 def _mistake(e: Exception):
     """A request-level failure as its JSON error response."""
     if isinstance(e, Busy):
-        return _error(429, "busy: the answer queue is full, retry shortly", "busy", {"Retry-After": "2"})
+        return _error(429, str(e), "busy", {"Retry-After": str(max(1, math.ceil(e.retry_after)))})
     if isinstance(e, TimedOut):
         return _error(504, str(e), "timeout")
     if isinstance(e, ConfigError):
@@ -224,7 +319,7 @@ def _mistake(e: Exception):
 
 def _routes(app, service: Service) -> None:
 
-    @app.get("/health")
+    @app.get("/health", responses=_errors())
     def health():
         qa = service.qa
         stats = qa.index.stats() if qa._index is not None else {}
@@ -233,9 +328,12 @@ def _routes(app, service: Service) -> None:
                 "model": qa.info.model if qa.info else None,
                 "queue": {"waiting": service.waiting, "capacity": service.queue_size, "served": service.served}}
 
-    @app.get("/search")
-    def search(q: str = Query(min_length=1, max_length=MAX_QUESTION_CHARS), k: int = Query(5, ge=1, le=50),
-               since: date | None = None, until: date | None = None):
+    @app.get("/search", responses=_errors(400, 429, 503))
+    def search(request: Request, q: str = Query(min_length=1, max_length=MAX_QUESTION_CHARS),
+               k: int = Query(5, ge=1, le=50), since: date | None = None, until: date | None = None):
+        wait = request.app.state.search_limit.take(request.client.host if request.client else "?")
+        if wait:
+            return _mistake(Busy(wait, "over the search rate limit, retry shortly"))
         try:
             docs = service.qa.retriever.search(check_question(q), k=k, since=_iso(since), until=_iso(until))
         except RagNewsError as e:
@@ -244,24 +342,24 @@ def _routes(app, service: Service) -> None:
                                           "published": d.metadata.get("published"), "score": d.metadata.get("score"),
                                           "text": d.page_content} for n, d in enumerate(docs, 1)]}
 
-    @app.post("/ask")
+    @app.post("/ask", responses={**_JSON_OR_SSE, **_errors(400, 429, 503, 504)})
     async def ask(body: AskRequest, request: Request):
         try:
             question = check_question(body.question)
         except RagNewsError as e:
             return _mistake(e)
         if service.full():  # say so with the status code, before a stream starts
-            return _mistake(Busy())
+            return _mistake(service.busy())
         events = service.answer(question, _iso(body.since), _iso(body.until))
         if body.stream or "text/event-stream" in request.headers.get("accept", ""):
             return await _sse(events, _ask_events)
         return await _complete(events, lambda a, wait: {**a.as_dict(), "queue_wait_s": wait})
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", responses=_errors())
     def models():
         return {"object": "list", "data": [{"id": "rag-news", "object": "model", "owned_by": "rag-news"}]}
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", responses={**_JSON_OR_SSE, **_errors(400, 429, 503, 504)})
     async def chat(body: ChatRequest):
         question = _last_user_message(body)
         try:
@@ -269,7 +367,7 @@ def _routes(app, service: Service) -> None:
         except RagNewsError as e:
             return _mistake(e)
         if service.full():
-            return _mistake(Busy())
+            return _mistake(service.busy())
         events = service.answer(question, None, None)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if body.stream:
@@ -290,6 +388,9 @@ async def _complete(events, build):
                 wait = item["queue_wait_s"]
     except (Busy, TimedOut, RagNewsError) as e:
         return _mistake(e)
+    except Exception:  # noqa: BLE001 - any failure is a JSON 500, its traceback in the log
+        log.exception("answering failed")
+        return _error(500, "internal error (logged on the server)", "server_error")
     return JSONResponse(build(answer, wait))
 
 
@@ -302,11 +403,18 @@ async def _sse(events, convert, done: str | None = None):
                 for event in convert(item):
                     yield event
         except (Busy, TimedOut, RagNewsError) as e:
-            yield {"event": "error", "data": json.dumps({"error": {"message": str(e) or "busy", "type": "error"}})}
+            yield _error_event(str(e) or "busy", "timeout" if isinstance(e, TimedOut) else "error")
+        except Exception:  # noqa: BLE001 - whatever broke, the client is told, not cut off
+            log.exception("streaming an answer failed")
+            yield _error_event("internal error (logged on the server)", "server_error")
         if done:
             yield {"data": done}
 
     return EventSourceResponse(stream(), ping=15)
+
+
+def _error_event(message: str, kind: str) -> dict:
+    return {"event": "error", "data": json.dumps({"error": {"message": message, "type": kind}}, ensure_ascii=False)}
 
 
 def _ask_events(item) -> list[dict]:
@@ -365,6 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (default: $RAG_NEWS_SERVER_TOKEN)")
+    ap.add_argument("--insecure-no-token", action="store_true",
+                    help="allow a non-loopback --host without a token (anyone who can reach it may ask)")
+    ap.add_argument("--search-rate", type=float, default=10.0, help="/search requests a second per client "
+                    "(bursts of twice that; default 10)")
     ap.add_argument("--queue", type=int, default=8, help="requests that may wait for the model (default 8)")
     ap.add_argument("--max-generation-s", type=float, default=120.0, help="stop a generation after this long")
     ap.add_argument("--max-body-bytes", type=int, default=65_536)
@@ -374,6 +486,25 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def is_loopback(host: str) -> bool:
+    """``host`` (a --host value) reaches this machine only."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def check_exposure(host: str, token: str | None, insecure: bool) -> None:
+    """Refuse to serve a non-loopback address without a token, unless ``insecure`` (--insecure-no-token)."""
+    if not token and not insecure and not is_loopback(host):
+        raise ConfigError(f"--host {host} would let anyone who can reach this machine ask (and load) the model: "
+                          "set --token (or RAG_NEWS_SERVER_TOKEN), or pass --insecure-no-token to do it anyway")
+    if not token and not is_loopback(host):
+        log.warning("serving %s without a token (--insecure-no-token)", host)
+
+
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
@@ -381,9 +512,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     setup_logging(True)
+    token = args.token or os.environ.get("RAG_NEWS_SERVER_TOKEN")
+    check_exposure(args.host, token, args.insecure_no_token)
     settings = answer_settings_from_args(args)
-    if args.queue < 1 or args.max_generation_s <= 0:
-        raise ConfigError("--queue must be at least 1 and --max-generation-s positive")
+    if args.queue < 1 or args.max_generation_s <= 0 or args.search_rate <= 0:
+        raise ConfigError("--queue must be at least 1, --max-generation-s and --search-rate positive")
     qa = NewsQA(settings)
     qa.index  # a missing index is reported now, in one line
     if not args.lazy:
@@ -391,8 +524,8 @@ def main(argv: list[str] | None = None) -> int:
         qa.warm_up()
         if qa.info and qa.info.notice():
             log.warning("%s", qa.info.notice())
-    app = create_app(Service(qa, args.queue, args.max_generation_s),
-                     token=args.token or os.environ.get("RAG_NEWS_SERVER_TOKEN"), max_body_bytes=args.max_body_bytes)
+    app = create_app(Service(qa, args.queue, args.max_generation_s), token=token, max_body_bytes=args.max_body_bytes,
+                     search_rate=args.search_rate)
     log.info("serving on http://%s:%d", args.host, args.port)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=5)
     return 0

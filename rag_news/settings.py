@@ -97,6 +97,11 @@ class Settings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     # re-index
     retention_days: float | None = 30.0  # articles not seen by a re-index for this long are removed
+    # a known article's page now showing a text with fewer than keep_max_ratio x its words, of which fewer
+    # than keep_min_shared of the distinct content words are in the stored article: a wall, the article is
+    # kept (chosen on the article-extraction dev set: benchmarks/bench_keep_thresholds.py)
+    keep_max_ratio: float = 0.67
+    keep_min_shared: float = 0.5
     max_age_days: float | None = None  # articles published longer ago are removed (sources may override)
     revalidate: bool = True  # conditional GET (ETag / Last-Modified) before rendering a known page again
     # retrieve

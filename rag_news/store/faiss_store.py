@@ -388,9 +388,10 @@ class NewsIndex(StagedPass):
         return self.path
 
     @contextlib.contextmanager
-    def writer(self, wait: bool = False) -> Iterator["NewsIndex"]:
+    def writer(self, wait: bool = False, shard: tuple[int, int] | None = None) -> Iterator["NewsIndex"]:
         """Hold the index's writer lock for a whole pass (read, decide, stage, commit); raises
-        :class:`~rag_news.errors.IndexLocked` when another writer has it, unless ``wait``."""
+        :class:`~rag_news.errors.IndexLocked` when another writer has it, unless ``wait``. ``shard`` is
+        accepted for the Store interface: the lock covers the whole folder, whatever the shard."""
         if self._dir is None:
             raise ConfigError("this index has no folder yet: open it with NewsIndex.open(folder, ..., create=True)")
         with writer_lock(self._dir, wait=wait):  # the flock only: reads from other threads go on meanwhile

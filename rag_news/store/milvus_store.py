@@ -305,15 +305,20 @@ class MilvusStore(StagedPass):
     def _dim(self) -> int:
         return int(self.meta["dim"])
 
-    def writer(self, wait: bool = False):
-        """A pass's context. Milvus has no writer lock: several writers may run at once on disjoint
-        articles (``reindex --shard I/N``); Milvus Lite on a path admits one process anyway."""
+    def writer(self, wait: bool = False, shard: tuple[int, int] | None = None):
+        """A pass's context, holding the lease of ``shard`` (None: the whole index) for the pass, so two
+        writers of one shard never overlap (:mod:`rag_news.store.milvus_lease`): raises
+        :class:`~rag_news.errors.IndexLocked` ("another pass holds shard i/N") unless ``wait``. Writers
+        of different shards run at once on disjoint articles (``reindex --shard I/N``)."""
         import contextlib
+
+        from .milvus_lease import lease
 
         @contextlib.contextmanager
         def ctx():
-            self.refresh()
-            yield self
+            with lease(self, shard, wait=wait):
+                self.refresh()
+                yield self
         return ctx()
 
     def save(self, index_dir=None, keep=None):
