@@ -34,6 +34,9 @@ fi
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 PIP="$VENV/bin/python -m pip"
+# a current pip: the one a new virtualenv gets here (23.2) fails to resolve readability-lxml's
+# lxml[html_clean] beside trafilatura's lxml[html-clean] ("Candidate is not for this requirement")
+$PIP install -q --upgrade "pip>=25"
 # llama.cpp (the offline reader's runtime) compiles for minutes: build its wheel in the background, into a
 # folder (not the virtualenv), while everything else installs; install it at the end.
 WHEELS=.cache/wheels
