@@ -56,14 +56,16 @@ def test_robots_txt_is_read_before_the_render_sample(sites, settings):
 
 
 def test_crawl_delay_spaces_chromium_navigations_too(settings):
-    PoliteHandler.reset("User-agent: *\nCrawl-delay: 1\n")
+    PoliteHandler.reset("User-agent: *\nCrawl-delay: 2\n")
     with serve_handler(PoliteHandler) as base:
         urls = [base + "/js-only"] + [base + f"/page/{i}" for i in range(2)]
         fetch(urls, settings.replace(render="always", per_host_concurrency=4))
     pages = sorted(start for path, start, _, _ in PoliteHandler.log if path != "/robots.txt")
     assert len(pages) >= 6  # each page served, then rendered
     gaps = [y - x for x, y in zip(pages, pages[1:])]
-    assert min(gaps) >= 0.95  # Crawl-delay: 1 between every request start, browser's included
+    # Crawl-delay: 2 between every request start, browser's included; the server logs arrivals, which a
+    # loaded machine can bring up to ~0.1 s closer together (0.93 s seen for a 1 s delay), hence 1.75
+    assert min(gaps) >= 1.75, gaps
 
 
 def test_discovery_goes_through_the_same_door(sites, settings):
