@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import gzip
 import http.server
 import threading
@@ -380,3 +381,28 @@ class HostileHandler(_Quiet):
                                   + b"<url><loc>http://127.0.0.1/a</loc></url>" * 2000 + b"</urlset>")
             return self._send(200, whole[: len(whole) // 2], "application/gzip")
         return self._send(404, b"no such page")
+
+
+class LiveServer:
+    """uvicorn serving ``app`` on a free 127.0.0.1 port in a thread, stopped on exit."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started and time.time() < deadline:
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=30)

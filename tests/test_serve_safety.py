@@ -10,11 +10,9 @@ index of the sample site built by the real pipeline.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -22,35 +20,12 @@ import pytest
 
 from rag_news import NewsQA, index_urls
 from rag_news.errors import ConfigError
+from servers import LiveServer
+
 from rag_news.serve import Service, check_exposure, create_app, is_loopback
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "Where will the Eastmoor branch library be built?"
-
-
-class LiveServer:
-    """uvicorn serving ``app`` on a free 127.0.0.1 port in a thread, stopped on exit."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.time() + 30
-        while not self.server.started and time.time() < deadline:
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")

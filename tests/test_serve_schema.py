@@ -16,7 +16,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
 
 from rag_news import NewsQA, index_urls  # noqa: E402
 from rag_news.serve import Service, create_app  # noqa: E402
-from test_serve_safety import LiveServer  # noqa: E402
+from servers import LiveServer  # noqa: E402
 
 AUTH = {"Authorization": "Bearer s3cret"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
