@@ -121,14 +121,7 @@ def make_pdf(title: str, date: str, lines: list[str]) -> bytes:
         "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
         f"<< /Title ({esc(title)}) /CreationDate (D:{date.replace('-', '')}120000Z) >>",
     ]
-    out, offsets = "%PDF-1.4\n", []
-    for i, body in enumerate(objects, 1):
-        offsets.append(len(out.encode("latin-1")))
-        out += f"{i} 0 obj\n{body}\nendobj\n"
-    xref = len(out.encode("latin-1"))
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n" + "".join(f"{o:010d} 00000 n \n" for o in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Info 6 0 R >>\nstartxref\n{xref}\n%%EOF\n"
-    return out.encode("latin-1")
+    return _assemble_pdf(objects, info=6)
 
 
 def make_pdf_pages(n: int) -> bytes:
@@ -141,14 +134,7 @@ def make_pdf_pages(n: int) -> bytes:
         objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {5 + 2 * i} 0 R "
                        "/Resources << /Font << /F1 3 0 R >> >> >>")
         objects.append(f"<< /Length {len(text)} >>\nstream\n{text}\nendstream")
-    out, offsets = "%PDF-1.4\n", []
-    for i, body in enumerate(objects, 1):
-        offsets.append(len(out.encode("latin-1")))
-        out += f"{i} 0 obj\n{body}\nendobj\n"
-    xref = len(out.encode("latin-1"))
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n" + "".join(f"{o:010d} 00000 n \n" for o in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
-    return out.encode("latin-1")
+    return _assemble_pdf(objects)
 
 
 class PoliteHandler(_Quiet):
@@ -406,3 +392,16 @@ class LiveServer:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+def _assemble_pdf(objects: list[str], info: int | None = None) -> bytes:
+    """Numbered objects, the cross-reference table and the trailer (``info``: the Info object's number)."""
+    out, offsets = "%PDF-1.4\n", []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out.encode("latin-1")))
+        out += f"{i} 0 obj\n{body}\nendobj\n"
+    xref = len(out.encode("latin-1"))
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n" + "".join(f"{o:010d} 00000 n \n" for o in offsets)
+    extra = f" /Info {info} 0 R" if info else ""
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R{extra} >>\nstartxref\n{xref}\n%%EOF\n"
+    return out.encode("latin-1")
