@@ -13,7 +13,9 @@ Endpoints (FastAPI, served by uvicorn, bound to 127.0.0.1 unless ``--host`` says
 
 One generation runs at a time; up to ``--queue`` requests wait for it (first come, first served), more
 get HTTP 429 with a ``Retry-After`` computed from the queue (the waiting requests times the recent mean
-generation time), so clients that retry come back when there is room rather than all at once.
+generation time), so clients that retry come back when there is room rather than all at once. The 429
+carries a ``Queue-Ticket``: a retry that sends it back is let in in the order it was turned away, ahead
+of newcomers (:mod:`rag_news.fair`; ``--fifo``: no tickets, whichever retry lands first gets in).
 ``/search`` is counted against a per-client rate limit (``--search-rate`` requests a second, bursts of
 twice that; 429 with ``Retry-After`` beyond it). Questions are limited in length, bodies in size (413)
 and in how slowly they may arrive (408), generation in time (``--max-generation-s``: the model is freed
@@ -51,6 +53,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .answer import MAX_QUESTION_CHARS, Answer, NewsQA, Retraction, check_question
 from .errors import ConfigError, IndexNotFound, RagNewsError
+from .fair import HEADER as TICKET
+from .fair import TicketQueue
 from .settings import Settings
 
 PROG = "python -m rag_news.serve"
@@ -61,9 +65,11 @@ _DONE = object()
 class Busy(Exception):
     """The queue is full (or a client is over its rate): retry after ``retry_after`` seconds."""
 
-    def __init__(self, retry_after: float = 2.0, message: str = "busy: the answer queue is full, retry shortly"):
+    def __init__(self, retry_after: float = 2.0, message: str = "busy: the answer queue is full, retry shortly",
+                 ticket: str | None = None):
         super().__init__(message)
         self.retry_after = retry_after
+        self.ticket = ticket  # the fair queue's place for the retry (rag_news.fair), sent as Queue-Ticket
 
 
 class TimedOut(Exception):
@@ -125,10 +131,13 @@ _JSON_OR_SSE = {200: {"description": "the answer as JSON, or Server-Sent Events 
 
 class Service:
     """One :class:`~rag_news.answer.NewsQA` (model and index loaded once), one generation at a time,
-    ``queue_size`` requests waiting at most, each generation stopped after ``max_generation_s``."""
+    ``queue_size`` requests waiting at most, each generation stopped after ``max_generation_s``; ``fair``:
+    clients turned away are let in in the order they were turned away (:mod:`rag_news.fair`), else first
+    come, first served among whoever retries first."""
 
-    def __init__(self, qa: NewsQA, queue_size: int = 8, max_generation_s: float = 120.0):
+    def __init__(self, qa: NewsQA, queue_size: int = 8, max_generation_s: float = 120.0, fair: bool = True):
         self.qa, self.queue_size, self.max_generation_s = qa, queue_size, max_generation_s
+        self.tickets = TicketQueue() if fair else None
         self.waiting = 0
         self.served = 0
         self._gate: asyncio.Semaphore | None = None
@@ -140,12 +149,27 @@ class Service:
     def retry_after(self) -> int:
         """Seconds until a rejected request may find room: the requests ahead of it (waiting, plus the one
         running) times the recent mean generation time (2 s before any is known), at least 1."""
-        mean = sum(self._durations) / len(self._durations) if self._durations else 2.0
         ahead = self.waiting + (1 if self._gate is not None and self._gate.locked() else 0)
-        return max(1, min(math.ceil(mean * max(ahead, 1)), int(self.max_generation_s * (self.queue_size + 1))))
+        return max(1, min(math.ceil(self.mean_s() * max(ahead, 1)), int(self.max_generation_s * (self.queue_size + 1))))
+
+    def mean_s(self) -> float:
+        """The mean of the recent generation times (2 s before any is known)."""
+        return sum(self._durations) / len(self._durations) if self._durations else 2.0
 
     def busy(self) -> Busy:
         return Busy(self.retry_after())
+
+    def admit(self, ticket: str | None = None) -> None:
+        """Raise :class:`Busy` (with Retry-After, and with ``fair`` a ticket) unless a request that sent
+        ``ticket`` (its ``Queue-Ticket`` header, or None) may join the queue now."""
+        if self.tickets is None:
+            if self.full():
+                raise self.busy()
+            return
+        free = self.queue_size - self.waiting
+        if not self.tickets.admit(ticket, free):
+            ticket, retry = self.tickets.turn_away(ticket, free, self.mean_s())
+            raise Busy(min(retry, int(self.max_generation_s * (self.queue_size + 1))), ticket=ticket)
 
     async def answer(self, question: str, since: str | None, until: str | None) -> AsyncIterator[Any]:
         """The stream's items (tokens, a retraction, the :class:`Answer`, then ``{"queue_wait_s"}``)."""
@@ -307,7 +331,8 @@ async def _read_capped(request, limit: int) -> bytes:
 def _mistake(e: Exception):
     """A request-level failure as its JSON error response."""
     if isinstance(e, Busy):
-        return _error(429, str(e), "busy", {"Retry-After": str(max(1, math.ceil(e.retry_after)))})
+        headers = {"Retry-After": str(max(1, math.ceil(e.retry_after)))}
+        return _error(429, str(e), "busy", {**headers, **({TICKET: e.ticket} if e.ticket else {})})
     if isinstance(e, TimedOut):
         return _error(504, str(e), "timeout")
     if isinstance(e, ConfigError):
@@ -348,8 +373,10 @@ def _routes(app, service: Service) -> None:
             question = check_question(body.question)
         except RagNewsError as e:
             return _mistake(e)
-        if service.full():  # say so with the status code, before a stream starts
-            return _mistake(service.busy())
+        try:  # say so with the status code, before a stream starts
+            service.admit(request.headers.get(TICKET))
+        except Busy as e:
+            return _mistake(e)
         events = service.answer(question, _iso(body.since), _iso(body.until))
         if body.stream or "text/event-stream" in request.headers.get("accept", ""):
             return await _sse(events, _ask_events)
@@ -360,14 +387,16 @@ def _routes(app, service: Service) -> None:
         return {"object": "list", "data": [{"id": "rag-news", "object": "model", "owned_by": "rag-news"}]}
 
     @app.post("/v1/chat/completions", responses={**_JSON_OR_SSE, **_errors(400, 429, 503, 504)})
-    async def chat(body: ChatRequest):
+    async def chat(body: ChatRequest, request: Request):
         question = _last_user_message(body)
         try:
             question = check_question(question)
         except RagNewsError as e:
             return _mistake(e)
-        if service.full():
-            return _mistake(service.busy())
+        try:
+            service.admit(request.headers.get(TICKET))
+        except Busy as e:
+            return _mistake(e)
         events = service.answer(question, None, None)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if body.stream:
@@ -478,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--search-rate", type=float, default=10.0, help="/search requests a second per client "
                     "(bursts of twice that; default 10)")
     ap.add_argument("--queue", type=int, default=8, help="requests that may wait for the model (default 8)")
+    ap.add_argument("--fifo", action="store_true", help="no fair queue: a client turned away with 429 competes "
+                    "with every other retry when it comes back (default: served in the order turned away)")
     ap.add_argument("--max-generation-s", type=float, default=120.0, help="stop a generation after this long")
     ap.add_argument("--max-body-bytes", type=int, default=65_536)
     ap.add_argument("--lazy", action="store_true", help="load the model on the first question, not at start")
@@ -524,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
         qa.warm_up()
         if qa.info and qa.info.notice():
             log.warning("%s", qa.info.notice())
-    app = create_app(Service(qa, args.queue, args.max_generation_s), token=token, max_body_bytes=args.max_body_bytes,
+    app = create_app(Service(qa, args.queue, args.max_generation_s, fair=not args.fifo), token=token, max_body_bytes=args.max_body_bytes,
                      search_rate=args.search_rate)
     log.info("serving on http://%s:%d", args.host, args.port)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=5)

@@ -309,16 +309,25 @@ class MilvusStore(StagedPass):
         """A pass's context, holding the lease of ``shard`` (None: the whole index) for the pass, so two
         writers of one shard never overlap (:mod:`rag_news.store.milvus_lease`): raises
         :class:`~rag_news.errors.IndexLocked` ("another pass holds shard i/N") unless ``wait``. Writers
-        of different shards run at once on disjoint articles (``reindex --shard I/N``)."""
+        of different shards run at once on disjoint articles (``reindex --shard I/N``); a record of another
+        shard is updated through its shard's lease holder, as a compare-and-set (:mod:`.milvus_cas`)."""
         import contextlib
 
         from .milvus_lease import lease
 
+        from .milvus_cas import settle
+
         @contextlib.contextmanager
         def ctx():
-            with lease(self, shard, wait=wait):
-                self.refresh()
-                yield self
+            self._foreign_shards = set()
+            with lease(self, shard, wait=wait) as owner:
+                self._shard, self._owner = shard, owner
+                try:
+                    self.refresh()
+                    yield self
+                finally:
+                    self._shard = self._owner = None
+            settle(self, self._foreign_shards | {shard})  # other shards' records it updated, and its own
         return ctx()
 
     def save(self, index_dir=None, keep=None):

@@ -10,7 +10,9 @@ from __future__ import annotations
 import uuid
 
 from ..faults import pause_point
+from ..urls import shard_of
 from .base import CommitResult
+from .milvus_cas import apply_pending, owns, stage
 from .milvus_store import BATCH, TEXT_PIECE, _now, _quote, _row, day_number
 from .writer import _url_forms
 
@@ -30,9 +32,15 @@ def _put(store, collection: str, rows: list[dict]) -> None:
         store.client.upsert(collection, rows[i:i + BATCH])
 
 
-def _record_row(rec: dict, chunk_ids: list[str], text_version: str | None = None) -> dict:
-    data = {k: v for k, v in rec.items() if k != "text"}
+def _record_row(rec: dict, chunk_ids: list[str], text_version: str | None = None, rev: int | None = None,
+                write_id: str | None = None) -> dict:
+    """The record row of ``rec``; ``rev``: its version (``record_rev``, the old one + 1 on each write, for the
+    compare-and-set of :mod:`rag_news.store.milvus_cas`), ``write_id``: who wrote it."""
+    data = {k: v for k, v in rec.items() if k not in ("text", "record_write")}
     data["chunk_ids"] = chunk_ids
+    data["record_rev"] = int(rec.get("record_rev") or 0) + 1 if rev is None else rev
+    if write_id is not None:
+        data["record_write"] = write_id
     if text_version is not None:
         data["text_version"] = text_version  # the text pieces this version of the article reads
     return _row(f"a:{rec['key']}", "article", rec["key"], data=data, content_hash=rec.get("content_hash") or "")
@@ -85,7 +93,8 @@ def _write_articles(store, upserts: list) -> int:
         _put(store, store.records_col, texts + urls)
         pause_point("writing")  # crash tests: chunks and text written, records not yet
         ids = {rec["key"]: [c.metadata["chunk_id"] for c in ch] for rec, ch, _ in part}
-        _put(store, store.records_col, [_record_row(rec, ids[rec["key"]], versions[rec["key"]])
+        revs = {k: int((old.get(f"a:{k}") or {}).get("record_rev") or 0) + 1 for k in keys}
+        _put(store, store.records_col, [_record_row(rec, ids[rec["key"]], versions[rec["key"]], rev=revs[rec["key"]])
                                         for rec, _, _ in part])
         keep = [c for cs in ids.values() for c in cs]
         store.client.delete(store.chunks_col, filter=f"key in {_in(keys)}" + (
@@ -122,7 +131,14 @@ def commit_pass(store) -> CommitResult:
     upserts = list(store._upserts.values())
     removed += _write_articles(store, upserts)
     added = sum(len(chunks) for _, chunks, _ in upserts)
-    _touch(store, {k: f for k, f in store._touches.items() if k not in store._upserts})
+    touches = {k: f for k, f in store._touches.items() if k not in store._upserts}
+    shard = getattr(store, "_shard", None)
+    _touch(store, {k: f for k, f in touches.items() if owns(shard, k)})
+    foreign = {k: f for k, f in touches.items() if not owns(shard, k)}
+    if foreign:  # another shard's records: compare-and-set by their shard's lease holder (milvus_cas)
+        stage(store, foreign, getattr(store, "_owner", ""))
+        store._foreign_shards = getattr(store, "_foreign_shards", set()) | {(shard_of(k, shard[1]), shard[1])
+                                                                              for k in foreign}
     when = _now()
     _put(store, store.records_col, [_row(f"x:{k}", "expired", k, data={"reason": r, "removed_at": when})
                                     for k, r in store._expired.items()])
@@ -130,6 +146,7 @@ def commit_pass(store) -> CommitResult:
         store.client.delete(store.records_col, ids=[f"x:{k}" for k in store._upserts])
     _put(store, store.records_col, [_row(f"h:{h}", "host", h, data={**n, "noted_at": when})
                                     for h, n in store._host_notes.items()])
+    apply_pending(store, shard)  # other shards' updates of this shard's records, under its lease
     written = len(store._upserts) + len(store._removals) + len(store._touches)
     store.client.insert(store.records_col, [_row(f"p:{when}:{uuid.uuid4().hex[:8]}", "pass", "", data={
         "when": when, "added": added, "removed": removed, "written": written})])
