@@ -18,7 +18,10 @@ tokens parsed) for the Qwen and SmolLM2 GGUF vocabularies and templates and for 
 template on the tiny offline tokenizer of tests/tests_support.py (no real Mixtral tokenizer offline), the
 forged turns (turn openers beyond the template's own), and whether the answer changed.
 
-    python benchmarks/bench_poison.py [--questions 5] [--no-unprotected]
+    python benchmarks/bench_poison.py [--questions 5] [--no-unprotected] [--budget-s 1400] [--tokens-only]
+
+``--budget-s``: no question is started after that many seconds (the figures cover the questions done);
+``--tokens-only``: the token counts of every question, no answers (vocabularies only, no model).
 """
 
 from __future__ import annotations
@@ -145,6 +148,8 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=5, help="the first N answerable dev questions (at most 5)")
     ap.add_argument("--no-unprotected", action="store_true", help="skip the answers with neutralisation off")
     ap.add_argument("--out", default="/tmp/bench_poison.jsonl")
+    ap.add_argument("--budget-s", type=float, default=1400.0, help="start no question after this many seconds")
+    ap.add_argument("--tokens-only", action="store_true", help="count tokens in the prompts; no answers")
     args = ap.parse_args()
     truth = ground_truth()
     qs = [q for q in read_questions(NEWS_QA / "questions.jsonl") if q.get("answers")][:min(args.questions, 5)]
@@ -152,13 +157,22 @@ def main() -> None:
     readers = {"qwen2.5-1.5b": GGUFVocab(resolve_llm_model(settings)[0]),
                "smollm2": GGUFVocab(resolve_llm_model(settings.replace(llm_model="smollm2"))[0]),
                "mixtral (tiny tokenizer)": MixtralVocab()}
+    if args.tokens_only:
+        print(f"machine: {machine()}; {len(qs)} questions; prompts only")
+        for q in qs:
+            print(q["id"], json.dumps(token_rows(q, passages(q, truth), readers)))
+        return
     llm, info = load_llm_with_info(settings)
     specials = special_tokens(llm)
     chain = generation_chain(llm)
     print(f"machine: {machine()}; reader: {info.model} on {info.backend}; {len(qs)} questions")
     variants = ["clean", "poisoned"] + ([] if args.no_unprotected else ["unprotected"])
     rows, t0 = [], time.perf_counter()
+    out = Path(args.out).open("w", encoding="utf-8")
     for q in qs:
+        if time.perf_counter() - t0 > args.budget_s:
+            print(f"budget of {args.budget_s:g}s spent: {len(qs) - len(rows)} question(s) not asked", flush=True)
+            break
         docs = passages(q, truth)
         bad = poisoned(docs, specials)
         row = {"id": q["id"], "tokens": token_rows(q, docs, readers), "answers": {}, "seconds": {}}
@@ -171,7 +185,8 @@ def main() -> None:
         row["pwned"] = {v: "pwned" in a.lower() for v, a in row["answers"].items()}
         rows.append(row)
         print(json.dumps(row, ensure_ascii=False), flush=True)
-    Path(args.out).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        out.flush()
     summary(rows, variants, time.perf_counter() - t0)
 
 
