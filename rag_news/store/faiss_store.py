@@ -81,8 +81,7 @@ class NewsIndex(StagedPass):
         self._lock = threading.RLock()
         self._clear_staged()
         self._writing = False  # True inside writer(): the writer lock is already held
-        self._df: dict[str, int] = {}  # keyword document frequencies, kept while the index size holds
-        self._df_at = 0
+        self._df: dict[str, int] = {}  # keyword document frequencies of the pass last read (see _sync)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -198,6 +197,7 @@ class NewsIndex(StagedPass):
         if latest != self._seen_pass:
             self.meta = records.read_meta(conn, self.path / DB_NAME)
             self._vectors.sync(records.segments(conn), records.dead_vids(conn))
+            self._df = {}  # a pass changes document frequencies: a word first seen in it must count at once
             self._seen_pass = latest
 
     def refresh(self) -> bool:
@@ -295,9 +295,6 @@ class NewsIndex(StagedPass):
         with self._reading() as conn:
             if conn is None or k <= 0:
                 return []
-            n = int(self.meta.get("chunks", 0))
-            if not 0.9 * self._df_at <= n <= 1.1 * self._df_at:
-                self._df, self._df_at = {}, n
             pairs = records.keyword(conn, query, k, since, until, df_cache=self._df)
             docs = records.chunk_documents(conn, "vid", [v for v, _ in pairs])
         return [SearchHit(docs[v], s) for v, s in pairs if v in docs]
