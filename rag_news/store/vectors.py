@@ -6,6 +6,18 @@ it adds. Deleted vectors stay in their segment file and are listed in the databa
 every search excludes them with a FAISS ID selector. Segment files never change once written: readers
 memory-map them (opening costs milliseconds, whatever the size) and never see a half-written one.
 
+A pass that adds at least ``ivf_min_vectors`` vectors (a first build committing in batches) writes that
+IVF index with its segment at once, as a merge does, so a big index is never searched exactly however it
+was built.
+
+Dated searches (a window of publication dates: a set of allowed vector ids, see :class:`Window`) stay
+exact where the window is small and fast where it is large: in an IVF segment a filtered search probes
+``nprobe / f`` lists, ``f`` the window's share of the live vectors (a filtered IVF search over a narrow
+window otherwise lands mostly in lists with nothing of the window in them); once that is at least
+``EXACT_LIST_SHARE`` of the segment's lists, the segment's exact file is scored instead, vectors of the
+window only (FAISS skips the others with the selector), which is exact and costs about what the probes
+would. A window's selector is built once per pass and window and reused by every question asking for it.
+
 Compaction merges segments tier by tier (a tier is a power of ten of vectors; ``merge_factor``
 segments in one tier become one segment of the next, up to ``MAX_MERGE_VECTORS``, as Lucene caps its
 merged segment size), and rewrites a segment alone once a third of it is dead. A merge of everything
@@ -43,6 +55,7 @@ VERIFY_MAX_BYTES = 32 << 20  # segment files up to this size are checked against
 MERGE_FACTOR = 10
 MAX_MERGE_VECTORS = 200_000  # automatic merges stop here (a pass never rewrites more than ~1 GB of vectors)
 MAX_DEAD_FRACTION = 1 / 3
+EXACT_LIST_SHARE = 0.25  # a dated search needing this share of an IVF segment's lists scores it exactly
 
 
 def new_name(pass_id: int) -> str:
@@ -120,6 +133,21 @@ class Segment:
     on_gpu: object = None
     vids: np.ndarray | None = None
     dead: int = 0
+    nlist: int = 0           # IVF lists (0 for an exact segment)
+    exact: object = None     # an IVF segment's exact file, memory-mapped on its first dated search
+
+
+@dataclass
+class Window:
+    """The vector ids of a date window, with their FAISS selector (dead vectors excluded): built once by
+    :meth:`VectorSet.window` and reused by every search over that window in the same pass."""
+
+    ids: np.ndarray
+    selector: object
+    keep: tuple = ()  # FAISS selectors reference these arrays and objects
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 def open_segment(folder: Path, row: dict, dim: int) -> Segment:
@@ -146,7 +174,8 @@ def open_segment(folder: Path, row: dict, dim: int) -> Segment:
             from None
     if index.d != dim or index.metric_type != faiss.METRIC_INNER_PRODUCT or index.ntotal != row["vectors"]:
         raise IndexCorrupt(f"vector segment {searched.name} does not match the index (dimension, metric or count)")
-    return Segment(row["name"], row["kind"], index, row["vectors"])
+    nlist = faiss.extract_index_ivf(index).nlist if row["kind"] == "ivf" else 0
+    return Segment(row["name"], row["kind"], index, row["vectors"], nlist=nlist)
 
 
 def read_segment(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -223,16 +252,23 @@ class VectorSet:
     def count(self) -> int:
         return sum(s.vectors for s in self.segments.values())
 
-    def search(self, query: np.ndarray, k: int, allowed: list[int] | None = None) -> list[tuple[int, float]]:
-        """``(vid, cosine)`` best first over every segment, skipping dead vectors (and, when ``allowed`` is
-        given, any vector not in it)."""
+    def window(self, allowed) -> Window:
+        """A :class:`Window` over the vector ids ``allowed`` (a dated search's), for :meth:`search`."""
         import faiss
 
-        sel, keep = self._not_dead, []
+        arr = np.unique(np.asarray(allowed, dtype=np.int64))
+        only = faiss.IDSelectorBatch(arr)
+        return Window(arr, faiss.IDSelectorAnd(only, self._not_dead), (arr, only, self._not_dead, self._keep))
+
+    def search(self, query: np.ndarray, k: int, allowed=None) -> list[tuple[int, float]]:
+        """``(vid, cosine)`` best first over every segment, skipping dead vectors (and, when ``allowed`` is
+        given, any vector not in it: a :class:`Window`, or vector ids)."""
+        import faiss
+
+        sel, share = self._not_dead, 1.0
         if allowed is not None:
-            arr = np.asarray(allowed, dtype=np.int64)
-            only = faiss.IDSelectorBatch(arr)
-            sel, keep = faiss.IDSelectorAnd(only, self._not_dead), [arr, only]
+            allowed = allowed if isinstance(allowed, Window) else self.window(allowed)
+            sel, share = allowed.selector, max(len(allowed), 1) / max(self.count, 1)
         q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
         found: list[tuple[int, float]] = []
         for seg in self.segments.values():
@@ -240,14 +276,24 @@ class VectorSet:
                     and self.nprobe <= gpu.GPU_MAX_K:
                 found.extend(self._search_gpu(seg, q, k))
                 continue
+            index, params = seg.index, faiss.SearchParameters(sel=sel)
             if seg.kind == "ivf":
-                params = faiss.SearchParametersIVF(sel=sel, nprobe=self.nprobe)
-            else:
-                params = faiss.SearchParameters(sel=sel)
-            scores, ids = seg.index.search(q, min(k, seg.vectors), params=params)
+                nprobe = min(seg.nlist, math.ceil(self.nprobe / share))
+                if allowed is not None and nprobe >= EXACT_LIST_SHARE * seg.nlist:
+                    index = self._exact(seg)  # the window's vectors scored exactly
+                else:
+                    params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
+            scores, ids = index.search(q, min(k, seg.vectors), params=params)
             found.extend((int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0)
-        del keep
         return sorted(found, key=lambda p: -p[1])[:k]
+
+    def _exact(self, seg: Segment):
+        """The exact (flat) file of an IVF segment, memory-mapped once."""
+        import faiss
+
+        if seg.exact is None:
+            seg.exact = faiss.read_index(str(flat_path(self.folder, seg.name)), faiss.IO_FLAG_MMAP_IFC)
+        return seg.exact
 
     def _search_gpu(self, seg: Segment, q: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The best ``k`` live vectors of ``seg`` from its GPU copy: ``k`` + its dead vectors asked for (GPU
