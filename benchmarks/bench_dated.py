@@ -8,7 +8,7 @@ committed ``--batch`` chunks a pass as a first build would (each such pass write
 window's exact answer is computed with numpy over the window's own vectors. Questions are 200 synthetic
 question vectors (a chunk's vector plus noise).
 
-    python benchmarks/bench_dated.py [--size 200000] [--batch 50000] [--dir /tmp/rag-news-dated]
+    python benchmarks/bench_dated.py [--size 200000] [--batch 50000] [--dir /tmp/rag-news-dated] [--reuse]
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def measure(corpus: Corpus, folder: Path, days: np.ndarray, questions) -> dict:
     from rag_news.store import NewsIndex
 
     idx = NewsIndex.open(folder, Vectors())
-    vid_of = {int(r[1][1:]): r[0] for r in idx._conn.execute("SELECT vid, chunk_id FROM chunks")}
+    chunk_of = {r[0]: int(r[1][1:]) for r in idx._conn.execute("SELECT vid, chunk_id FROM chunks")}
     out = {"segments": [(s["kind"], s["vectors"]) for s in idx.segment_rows()]}
     for name, width in (("1 day", 1), ("1 week", 7), ("1 year", 365)):
         since, until = (END - timedelta(days=width - 1)).isoformat(), END.isoformat()
@@ -97,7 +97,7 @@ def measure(corpus: Corpus, folder: Path, days: np.ndarray, questions) -> dict:
                 t = time.perf_counter()
                 got = search(q)
                 times.append(time.perf_counter() - t)
-                got = set(got) if label == "rag_news" else {c for c, v in vid_of.items() if v in set(got)}
+                got = set(got) if label == "rag_news" else {chunk_of[v] for v in got}
                 recalls.append(len(want & got) / len(want))
             row[label] = {"recall_at_10": round(float(np.mean(recalls)), 3),
                           "p50_ms": round(float(np.median(times)) * 1000, 2),
@@ -114,15 +114,17 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=50_000)
     ap.add_argument("--dir", default="/tmp/rag-news-dated")
     ap.add_argument("--questions", type=int, default=200)
+    ap.add_argument("--reuse", action="store_true", help="measure the index already in --dir (same --size/--batch)")
     args = ap.parse_args()
     corpus = Corpus(args.size)
     days = np.random.default_rng(5).integers(0, SPAN_DAYS, args.size)
     folder = Path(args.dir)
-    build_s = build(corpus, folder, args.batch, days)
+    build_s = float("nan") if args.reuse else build(corpus, folder, args.batch, days)
     result = {"machine": machine(), "size": args.size, "batch": args.batch, "build_s": round(build_s, 1),
               **measure(corpus, folder, days, corpus.questions(args.questions))}
     print(json.dumps(result, indent=1))
-    shutil.rmtree(folder, ignore_errors=True)
+    if not args.reuse:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
