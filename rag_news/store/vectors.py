@@ -40,7 +40,7 @@ import math
 import os
 import secrets
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,7 @@ MERGE_FACTOR = 10
 MAX_MERGE_VECTORS = 200_000  # automatic merges stop here (a pass never rewrites more than ~1 GB of vectors)
 MAX_DEAD_FRACTION = 1 / 3
 EXACT_LIST_SHARE = 0.25  # a dated search needing this share of an IVF segment's lists scores it exactly
+GATHER_SHARE = 1 / 8  # a window holding at most this share of a segment is scored from its rows directly
 
 
 def new_name(pass_id: int) -> str:
@@ -134,6 +135,7 @@ class Segment:
     dead: int = 0
     nlist: int = 0           # IVF lists (0 for an exact segment)
     exact: object = None     # an IVF segment's exact file, memory-mapped on its first dated search
+    rows: tuple | None = None  # (sorted vids, their rows, the vectors) of the exact file, for window scoring
 
 
 @dataclass
@@ -144,6 +146,7 @@ class Window:
     ids: np.ndarray
     selector: object
     keep: tuple = ()  # FAISS selectors reference these arrays and objects
+    rows: dict = field(default_factory=dict)  # segment name -> (rows, vids) of the window's live vectors
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -276,6 +279,14 @@ class VectorSet:
                     and self.nprobe <= gpu.GPU_MAX_K:
                 found.extend(self._search_gpu(seg, q, k))
                 continue
+            if allowed is not None and (seg.kind == "flat" or math.ceil(self.nprobe / share) >=
+                                        EXACT_LIST_SHARE * seg.nlist):
+                rows, vids = self._window_rows(seg, allowed)
+                if len(rows) <= GATHER_SHARE * seg.vectors:  # a few rows: scored directly, nothing scanned
+                    scores = self._rows(seg)[2][rows] @ q[0]
+                    top = np.argsort(-scores)[:k]
+                    found.extend((int(vids[i]), float(scores[i])) for i in top)
+                    continue
             index, params = seg.index, faiss.SearchParameters(sel=sel)
             if seg.kind == "ivf":
                 nprobe = min(seg.nlist, math.ceil(self.nprobe / share))
@@ -286,6 +297,30 @@ class VectorSet:
             scores, ids = index.search(q, min(k, seg.vectors), params=params)
             found.extend((int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0)
         return sorted(found, key=lambda p: -p[1])[:k]
+
+    def _rows(self, seg: Segment) -> tuple:
+        """``(sorted vids, their rows, vectors)`` of a segment's exact file (a view of the mapped file)."""
+        import faiss
+
+        if seg.rows is None:
+            flat = self._exact(seg) if seg.kind == "ivf" else seg.index
+            ids = faiss.vector_to_array(flat.id_map).astype(np.int64)
+            inner = faiss.downcast_index(flat.index)
+            xb = faiss.rev_swig_ptr(inner.get_xb(), inner.ntotal * inner.d).reshape(inner.ntotal, inner.d)
+            order = np.argsort(ids, kind="stable")
+            seg.rows = (ids[order], order, xb)
+        return seg.rows
+
+    def _window_rows(self, seg: Segment, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and vids of ``window``'s live vectors in ``seg`` (found once per window and segment)."""
+        if seg.name not in window.rows:
+            ids, order, _ = self._rows(seg)
+            at = np.minimum(np.searchsorted(ids, window.ids), max(len(ids) - 1, 0))
+            hit = (ids[at] == window.ids) if len(ids) else np.zeros(len(window.ids), bool)
+            vids = window.ids[hit]
+            live = ~np.isin(vids, self._dead) if len(self._dead) else np.ones(len(vids), bool)
+            window.rows[seg.name] = (order[at[hit]][live], vids[live])
+        return window.rows[seg.name]
 
     def _exact(self, seg: Segment):
         """The exact (flat) file of an IVF segment, memory-mapped once."""
