@@ -130,5 +130,9 @@ class NewsRetriever(BaseRetriever):
             out = sorted(out, key=lambda d: -d.metadata["rerank_score"])[:k]
         return out
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return self.search(query)
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                k: int | None = None, since: str | None = None,
+                                until: str | None = None) -> list[Document]:
+        """LangChain's entry point: ``invoke(query, k=..., since=..., until=...)`` overrides the
+        retriever's own ``k`` and date window for this call."""
+        return self.search(query, k=k, since=since, until=until)

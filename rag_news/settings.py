@@ -45,7 +45,7 @@ class Settings:
     index_backend: str = "faiss"  # faiss: SQLite + FAISS files in index_dir; milvus: a Milvus collection pair
     milvus_uri: str | None = None  # a path runs Milvus Lite in-process (default index_dir/milvus.db); http://host:19530 a server
     milvus_collection: str = "rag_news"  # prefix of the two collections (<prefix>_chunks, <prefix>_records)
-    vector_index: str = "auto"  # auto: exact search, IVF for merged segments of >= ivf_min_vectors; flat: exact
+    vector_index: str = "auto"  # auto: IVF for segments (merged or a pass's) of >= ivf_min_vectors; flat: exact
     ivf_min_vectors: int = 50_000
     ivf_nprobe: int = 16  # IVF lists searched per query (recall vs speed, see benchmarks/RESULTS.md)
     cache_dir: Path = field(default_factory=_default_cache_dir)

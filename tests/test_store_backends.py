@@ -117,3 +117,23 @@ def test_an_open_reader_sees_a_pass_another_writer_commits(built, small_embedder
     assert reader.refresh() is True and len(reader) == 4
     assert reader.search("how many visitors came to the lantern festival?", k=1)[0].url == "http://127.0.0.1/lantern"
     assert writer.commit().pass_id is None  # nothing staged: nothing written
+
+
+def test_a_reader_opened_before_a_pass_finds_its_new_name_by_keyword(built, small_embedder):
+    """A long-lived reader (the server) that searched for a word no chunk had yet finds it after the pass
+    that brings it: keyword statistics are never kept across passes."""
+    s, open_ = built
+    filler = open_()
+    for i in range(12):  # an index big enough that one article more is a small change (under 10%)
+        stage(filler, small_embedder, s, f"http://127.0.0.1/council-{i}", f"Council {i}",
+              f"The council met for the {i}th time this year to discuss the bus lanes on route {i}.")
+    filler.commit()
+    reader = open_()
+    assert reader.keyword_search("orla", k=3) == []  # nobody has written about Orla yet
+    writer = open_()
+    stage(writer, small_embedder, s, "http://127.0.0.1/orla", "Storm Orla",
+          "Storm Orla brings gusts of 90 km/h to the coast tonight.", "2026-11-03")
+    writer.commit()
+    reader.refresh()
+    assert [h.url for h in reader.keyword_search("orla", k=3)] == ["http://127.0.0.1/orla"]
+    assert [h.url for h in reader.keyword_search("storm orla gusts", k=3)][0] == "http://127.0.0.1/orla"

@@ -1,4 +1,4 @@
-"""``python -m rag_news.store info|check|compact|migrate [--index-dir DIR]``: look after an index.
+"""``python -m rag_news.store info|check|compact|migrate [DIR | --index-dir DIR]``: look after an index.
 
 * ``info``     counts, passes, vector segments (kind, vectors, bytes), deleted vectors waiting for a merge,
                which FAISS searches them (``faiss``: build cpu/gpu, on a GPU or not, and why)
@@ -57,15 +57,33 @@ def copy_to_milvus(settings: Settings, uri: str, name: str = "rag_news") -> dict
     return out
 
 
+def _index_dir(ap: argparse.ArgumentParser, args) -> str | None:
+    """The folder the command was given (``info DIR`` or ``--index-dir DIR``), refused unless it is one a
+    command can use: an existing folder (``migrate`` and ``check`` included), never silently the default."""
+    from pathlib import Path
+
+    given = args.index_dir
+    if args.command != "copy-to-milvus" and args.target:
+        if given and Path(given).resolve() != Path(args.target).resolve():
+            ap.error(f"two index folders given: {args.target} and --index-dir {given}")
+        given = args.target
+    if given is not None and not Path(given).is_dir():
+        ap.error(f"{given} is not a folder (an index folder holds index.db and vectors/)")
+    return given
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=["info", "check", "compact", "migrate", "copy-to-milvus"])
-    ap.add_argument("uri", nargs="?", help="copy-to-milvus: where to (a path for Milvus Lite, or http://host:19530)")
+    ap.add_argument("target", nargs="?", metavar="DIR|URI",
+                    help="info/check/compact/migrate: the index folder (as --index-dir); copy-to-milvus: where to "
+                         "(a path for Milvus Lite, or http://host:19530)")
     ap.add_argument("--milvus-collection", default="rag_news", help="copy-to-milvus: collection name prefix")
     ap.add_argument("--index-dir", help="index folder (default: settings' index_dir)")
     ap.add_argument("--config", help="TOML settings file (default: $RAG_NEWS_CONFIG)")
     args = ap.parse_args(argv)
-    settings = Settings.load(config=args.config, index_dir=args.index_dir)
+    index_dir = _index_dir(ap, args)
+    settings = Settings.load(config=args.config, index_dir=index_dir)
     if args.command == "migrate":
         from .legacy import is_legacy, migrate
 
@@ -75,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(migrate(settings.index_dir)))
         return 0
     if args.command == "copy-to-milvus":
-        if not args.uri:
+        if not args.target:
             ap.error("copy-to-milvus needs the Milvus URI")
-        print(json.dumps(copy_to_milvus(settings, args.uri, args.milvus_collection)))
+        print(json.dumps(copy_to_milvus(settings, args.target, args.milvus_collection)))
         return 0
     if args.command == "info":
         print(json.dumps(info(settings), indent=2))

@@ -39,6 +39,7 @@ from . import records, vectors as vec
 from .base import BUILD_HINT, CommitResult, SearchHit, StagedPass, writer_lock
 
 DB_NAME = "index.db"
+WINDOWS_KEPT = 16  # date windows whose vector selectors a reader keeps for the pass (see NewsIndex._window)
 RETIRED_GRACE_S = 300  # retired segment files are deleted this long after a merge (readers may still map them)
 
 
@@ -51,7 +52,7 @@ class StoreOptions:
     """Vector search settings (``Settings.vector_index``, ``ivf_min_vectors``, ``ivf_nprobe``, ``device``:
     FAISS on a GPU where the build, the machine and the setting allow it, see :mod:`rag_news.store.gpu`)."""
 
-    vector_index: str = "auto"      # auto: IVF for merged segments of >= ivf_min_vectors; flat: always exact
+    vector_index: str = "auto"      # auto: IVF for segments (a merge's or a pass's) of >= ivf_min_vectors; flat: exact
     ivf_min_vectors: int = 50_000
     nprobe: int = 16
     merge_factor: int = vec.MERGE_FACTOR
@@ -81,8 +82,8 @@ class NewsIndex(StagedPass):
         self._lock = threading.RLock()
         self._clear_staged()
         self._writing = False  # True inside writer(): the writer lock is already held
-        self._df: dict[str, int] = {}  # keyword document frequencies, kept while the index size holds
-        self._df_at = 0
+        self._df: dict[str, int] = {}  # keyword document frequencies of the pass last read (see _sync)
+        self._windows: dict[tuple, vec.Window] = {}  # date windows' vector selectors, this pass's (see _window)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -198,6 +199,8 @@ class NewsIndex(StagedPass):
         if latest != self._seen_pass:
             self.meta = records.read_meta(conn, self.path / DB_NAME)
             self._vectors.sync(records.segments(conn), records.dead_vids(conn))
+            self._df = {}  # a pass changes document frequencies: a word first seen in it must count at once
+            self._windows = {}
             self._seen_pass = latest
 
     def refresh(self) -> bool:
@@ -281,12 +284,22 @@ class NewsIndex(StagedPass):
         with self._reading() as conn:
             if conn is None or k <= 0:
                 return []
-            allowed = records.vids_between(conn, since, until) if since or until else None
-            if allowed is not None and not allowed:
+            allowed = self._window(conn, since, until) if since or until else None
+            if allowed is not None and not len(allowed):
                 return []
             pairs = self._vectors.search(vector, k, allowed)
             docs = records.chunk_documents(conn, "vid", [v for v, _ in pairs])
         return [SearchHit(docs[v], s) for v, s in pairs if v in docs]
+
+    def _window(self, conn, since: str | None, until: str | None) -> vec.Window:
+        """The vectors published within ``since``..``until``, read and made a selector once per pass (the
+        server's questions about "yesterday" share one); the last ``WINDOWS_KEPT`` windows are kept."""
+        key = (since, until)
+        if key not in self._windows:
+            while len(self._windows) >= WINDOWS_KEPT:
+                self._windows.pop(next(iter(self._windows)))
+            self._windows[key] = self._vectors.window(records.vids_between(conn, since, until))
+        return self._windows[key]
 
     def keyword_search(self, query: str, k: int, since: str | None = None,
                        until: str | None = None) -> list[SearchHit]:
@@ -295,9 +308,6 @@ class NewsIndex(StagedPass):
         with self._reading() as conn:
             if conn is None or k <= 0:
                 return []
-            n = int(self.meta.get("chunks", 0))
-            if not 0.9 * self._df_at <= n <= 1.1 * self._df_at:
-                self._df, self._df_at = {}, n
             pairs = records.keyword(conn, query, k, since, until, df_cache=self._df)
             docs = records.chunk_documents(conn, "vid", [v for v, _ in pairs])
         return [SearchHit(docs[v], s) for v, s in pairs if v in docs]

@@ -290,10 +290,12 @@ class MilvusStore(StagedPass):
 
     @property
     def vectorstore(self):
-        """The chunks as a LangChain ``langchain_milvus.Milvus`` store (dense + BM25 hybrid search)."""
-        from .milvus_langchain import langchain_view
+        """This index as a LangChain ``VectorStore`` (the same view as the FAISS index's, see
+        :mod:`rag_news.store.langchain`); Milvus's own ``langchain_milvus.Milvus`` over the chunks, with its
+        dense + BM25 hybrid search, is :func:`rag_news.store.milvus_langchain.langchain_view`."""
+        from .langchain import NewsVectorStore
 
-        return langchain_view(self)
+        return NewsVectorStore(self)
 
     def as_retriever(self, **kwargs):
         """The hybrid retriever (dense + keyword fusion, per-article cap, dates) over this index."""

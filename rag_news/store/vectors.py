@@ -6,6 +6,18 @@ it adds. Deleted vectors stay in their segment file and are listed in the databa
 every search excludes them with a FAISS ID selector. Segment files never change once written: readers
 memory-map them (opening costs milliseconds, whatever the size) and never see a half-written one.
 
+A pass that adds at least ``ivf_min_vectors`` vectors (a first build committing in batches) writes that
+IVF index with its segment at once, as a merge does, so a big index is never searched exactly however it
+was built.
+
+Dated searches (a window of publication dates: a set of allowed vector ids, see :class:`Window`) stay
+exact where the window is small and fast where it is large: in an IVF segment a filtered search probes
+``nprobe / f`` lists, ``f`` the window's share of the live vectors (a filtered IVF search over a narrow
+window otherwise lands mostly in lists with nothing of the window in them); once that is at least
+``EXACT_LIST_SHARE`` of the segment's lists, the segment's exact file is scored instead, vectors of the
+window only (FAISS skips the others with the selector), which is exact and costs about what the probes
+would. A window's selector is built once per pass and window and reused by every question asking for it.
+
 Compaction merges segments tier by tier (a tier is a power of ten of vectors; ``merge_factor``
 segments in one tier become one segment of the next, up to ``MAX_MERGE_VECTORS``, as Lucene caps its
 merged segment size), and rewrites a segment alone once a third of it is dead. A merge of everything
@@ -28,7 +40,7 @@ import math
 import os
 import secrets
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +51,11 @@ from .base import fsync_path
 
 log = logging.getLogger(__name__)
 
-VERIFY_MAX_BYTES = 32 << 20  # segment files up to this size are checked against their sha256 on open
 MERGE_FACTOR = 10
 MAX_MERGE_VECTORS = 200_000  # automatic merges stop here (a pass never rewrites more than ~1 GB of vectors)
 MAX_DEAD_FRACTION = 1 / 3
+EXACT_LIST_SHARE = 0.25  # a dated search needing this share of an IVF segment's lists scores it exactly
+GATHER_SHARE = 1 / 8  # a window holding at most this share of a segment is scored from its rows directly
 
 
 def new_name(pass_id: int) -> str:
@@ -120,10 +133,30 @@ class Segment:
     on_gpu: object = None
     vids: np.ndarray | None = None
     dead: int = 0
+    nlist: int = 0           # IVF lists (0 for an exact segment)
+    exact: object = None     # an IVF segment's exact file, memory-mapped on its first dated search
+    rows: tuple | None = None  # (sorted vids, their rows, the vectors) of the exact file, for window scoring
+
+
+@dataclass
+class Window:
+    """The vector ids of a date window, with their FAISS selector (dead vectors excluded): built once by
+    :meth:`VectorSet.window` and reused by every search over that window in the same pass."""
+
+    ids: np.ndarray
+    selector: object
+    keep: tuple = ()  # FAISS selectors reference these arrays and objects
+    rows: dict = field(default_factory=dict)  # segment name -> (rows, vids) of the window's live vectors
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 def open_segment(folder: Path, row: dict, dim: int) -> Segment:
-    """Memory-map a segment after checking it against its database row; damage -> :class:`IndexCorrupt`."""
+    """Memory-map a segment after checking it against its database row (there, its size; FAISS's header:
+    dimension, metric, count); damage -> :class:`IndexCorrupt`. Nothing is hashed on open (a reader's
+    open costs the same at any size): every byte is checked against its sha256 by ``check``
+    (``python -m rag_news.store check``)."""
     import faiss
 
     path = flat_path(folder, row["name"])
@@ -132,8 +165,6 @@ def open_segment(folder: Path, row: dict, dim: int) -> Segment:
     if path.stat().st_size != row["bytes"]:
         raise IndexCorrupt(f"vector segment {path.name} has {path.stat().st_size} bytes, the index recorded "
                            f"{row['bytes']} (truncated or replaced)")
-    if row["bytes"] <= VERIFY_MAX_BYTES and row["sha256"] and sha256_of(path) != row["sha256"]:
-        raise IndexCorrupt(f"vector segment {path.name} does not match its recorded sha256 (damaged or replaced)")
     searched, flags = path, faiss.IO_FLAG_MMAP_IFC
     if row["kind"] == "ivf":
         searched, flags = ivf_path(folder, row["name"]), faiss.IO_FLAG_MMAP
@@ -146,7 +177,8 @@ def open_segment(folder: Path, row: dict, dim: int) -> Segment:
             from None
     if index.d != dim or index.metric_type != faiss.METRIC_INNER_PRODUCT or index.ntotal != row["vectors"]:
         raise IndexCorrupt(f"vector segment {searched.name} does not match the index (dimension, metric or count)")
-    return Segment(row["name"], row["kind"], index, row["vectors"])
+    nlist = faiss.extract_index_ivf(index).nlist if row["kind"] == "ivf" else 0
+    return Segment(row["name"], row["kind"], index, row["vectors"], nlist=nlist)
 
 
 def read_segment(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -223,16 +255,23 @@ class VectorSet:
     def count(self) -> int:
         return sum(s.vectors for s in self.segments.values())
 
-    def search(self, query: np.ndarray, k: int, allowed: list[int] | None = None) -> list[tuple[int, float]]:
-        """``(vid, cosine)`` best first over every segment, skipping dead vectors (and, when ``allowed`` is
-        given, any vector not in it)."""
+    def window(self, allowed) -> Window:
+        """A :class:`Window` over the vector ids ``allowed`` (a dated search's), for :meth:`search`."""
         import faiss
 
-        sel, keep = self._not_dead, []
+        arr = np.unique(np.asarray(allowed, dtype=np.int64))
+        only = faiss.IDSelectorBatch(arr)
+        return Window(arr, faiss.IDSelectorAnd(only, self._not_dead), (arr, only, self._not_dead, self._keep))
+
+    def search(self, query: np.ndarray, k: int, allowed=None) -> list[tuple[int, float]]:
+        """``(vid, cosine)`` best first over every segment, skipping dead vectors (and, when ``allowed`` is
+        given, any vector not in it: a :class:`Window`, or vector ids)."""
+        import faiss
+
+        sel, share = self._not_dead, 1.0
         if allowed is not None:
-            arr = np.asarray(allowed, dtype=np.int64)
-            only = faiss.IDSelectorBatch(arr)
-            sel, keep = faiss.IDSelectorAnd(only, self._not_dead), [arr, only]
+            allowed = allowed if isinstance(allowed, Window) else self.window(allowed)
+            sel, share = allowed.selector, max(len(allowed), 1) / max(self.count, 1)
         q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
         found: list[tuple[int, float]] = []
         for seg in self.segments.values():
@@ -240,14 +279,56 @@ class VectorSet:
                     and self.nprobe <= gpu.GPU_MAX_K:
                 found.extend(self._search_gpu(seg, q, k))
                 continue
+            if allowed is not None and (seg.kind == "flat" or math.ceil(self.nprobe / share) >=
+                                        EXACT_LIST_SHARE * seg.nlist):
+                rows, vids = self._window_rows(seg, allowed)
+                if len(rows) <= GATHER_SHARE * seg.vectors:  # a few rows: scored directly, nothing scanned
+                    scores = self._rows(seg)[2][rows] @ q[0]
+                    top = np.argsort(-scores)[:k]
+                    found.extend((int(vids[i]), float(scores[i])) for i in top)
+                    continue
+            index, params = seg.index, faiss.SearchParameters(sel=sel)
             if seg.kind == "ivf":
-                params = faiss.SearchParametersIVF(sel=sel, nprobe=self.nprobe)
-            else:
-                params = faiss.SearchParameters(sel=sel)
-            scores, ids = seg.index.search(q, min(k, seg.vectors), params=params)
+                nprobe = min(seg.nlist, math.ceil(self.nprobe / share))
+                if allowed is not None and nprobe >= EXACT_LIST_SHARE * seg.nlist:
+                    index = self._exact(seg)  # the window's vectors scored exactly
+                else:
+                    params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
+            scores, ids = index.search(q, min(k, seg.vectors), params=params)
             found.extend((int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0)
-        del keep
         return sorted(found, key=lambda p: -p[1])[:k]
+
+    def _rows(self, seg: Segment) -> tuple:
+        """``(sorted vids, their rows, vectors)`` of a segment's exact file (a view of the mapped file)."""
+        import faiss
+
+        if seg.rows is None:
+            flat = self._exact(seg) if seg.kind == "ivf" else seg.index
+            ids = faiss.vector_to_array(flat.id_map).astype(np.int64)
+            inner = faiss.downcast_index(flat.index)
+            xb = faiss.rev_swig_ptr(inner.get_xb(), inner.ntotal * inner.d).reshape(inner.ntotal, inner.d)
+            order = np.argsort(ids, kind="stable")
+            seg.rows = (ids[order], order, xb)
+        return seg.rows
+
+    def _window_rows(self, seg: Segment, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and vids of ``window``'s live vectors in ``seg`` (found once per window and segment)."""
+        if seg.name not in window.rows:
+            ids, order, _ = self._rows(seg)
+            at = np.minimum(np.searchsorted(ids, window.ids), max(len(ids) - 1, 0))
+            hit = (ids[at] == window.ids) if len(ids) else np.zeros(len(window.ids), bool)
+            vids = window.ids[hit]
+            live = ~np.isin(vids, self._dead) if len(self._dead) else np.ones(len(vids), bool)
+            window.rows[seg.name] = (order[at[hit]][live], vids[live])
+        return window.rows[seg.name]
+
+    def _exact(self, seg: Segment):
+        """The exact (flat) file of an IVF segment, memory-mapped once."""
+        import faiss
+
+        if seg.exact is None:
+            seg.exact = faiss.read_index(str(flat_path(self.folder, seg.name)), faiss.IO_FLAG_MMAP_IFC)
+        return seg.exact
 
     def _search_gpu(self, seg: Segment, q: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The best ``k`` live vectors of ``seg`` from its GPU copy: ``k`` + its dead vectors asked for (GPU

@@ -60,15 +60,24 @@ def commit_pass(index):
             raise ValueError(f"vectors have dimension {all_vectors.shape[1]}, the index {meta['dim']}")
         segment = vec.write_segment(index.path / "vectors", vec.new_name(pass_id),
                                     np.arange(first_vid, first_vid + n_new), all_vectors)
+        _add_ivf(index, segment, np.arange(first_vid, first_vid + n_new), all_vectors)
     pause_point("writing")  # crash tests: segment written, nothing committed
     try:
         removed = _write_records(conn, index, upserts, first_vid, pass_id, segment, meta)
     except BaseException:
         if segment:
             vec.flat_path(index.path / "vectors", segment["name"]).unlink(missing_ok=True)
+            vec.ivf_path(index.path / "vectors", segment["name"]).unlink(missing_ok=True)
         raise
     return CommitResult(pass_id=pass_id, chunks_added=n_new, chunks_removed=removed,
                         articles_written=len(upserts) + len(index._removals) + len(index._touches))
+
+
+def _add_ivf(index, row: dict, vids: np.ndarray, vectors: np.ndarray) -> None:
+    """Give a new segment (a pass's or a merge's) its IVF index when it is big enough (``ivf_min_vectors``)."""
+    if index.options.vector_index == "auto" and len(vids) >= index.options.ivf_min_vectors:
+        row["ivf_bytes"] = vec.build_ivf(index.path / "vectors", row["name"], vids, vectors)
+        row["kind"] = "ivf"
 
 
 def _write_records(conn, index, upserts, first_vid: int, pass_id: int, segment: dict | None, meta: dict) -> int:
@@ -149,9 +158,7 @@ def _merge(index, names: list[str], dead: set[int]) -> dict:
     row = None
     if len(vids):
         row = vec.write_segment(folder, vec.new_name(pass_id), vids, vectors)
-        if index.options.vector_index == "auto" and len(vids) >= index.options.ivf_min_vectors:
-            row["ivf_bytes"] = vec.build_ivf(folder, row["name"], vids, vectors)
-            row["kind"] = "ivf"
+        _add_ivf(index, row, vids, vectors)
     conn.execute("BEGIN IMMEDIATE")
     try:
         when = _now()
