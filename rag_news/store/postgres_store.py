@@ -48,6 +48,11 @@ from .records import terms
 
 TS_CONFIG = "simple"  # language-neutral, like the FTS5 unicode61 tokenizer of the FAISS backend
 EF_SEARCH = 100       # HNSW candidates per query (pgvector's default is 40); raised to 2k for larger k
+# keyword search ranks the chunks of the query's rarest words while their chunks add up to at most this
+# (always at least one word): the FAISS backend's rule (records.POSTINGS_BUDGET = 20,000 for FTS5) with a
+# smaller budget, because ts_rank_cd reads each matching row's tsvector (~0.1 ms a row measured here,
+# benchmarks/RESULTS.md); the commonest words carry the least weight in any ranking
+POSTINGS_BUDGET = 5_000
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 SCHEMA = """
@@ -111,10 +116,13 @@ def _window(since: str | None, until: str | None) -> tuple[str, list]:
     return " AND c.published >= %s AND c.published <= %s", [since or "", (until + "\uffff") if until else "\uffff"]
 
 
-def _tsquery(query: str) -> str | None:
-    """The query's words OR-ed (``'ferry' | 'gullholm'``), or None when it has none."""
-    words = terms(query)
-    return " | ".join("'" + w.replace("'", "''") + "'" for w in words) if words else None
+def _lexeme(word: str) -> str:
+    return "'" + word.replace("'", "''") + "'"
+
+
+def _tsquery(words: list[str]) -> str | None:
+    """``words`` OR-ed (``'ferry' | 'gullholm'``), or None when there are none."""
+    return " | ".join(_lexeme(w) for w in words) if words else None
 
 
 def _document(chunk_id: str, text: str, meta: dict) -> Document:
@@ -129,6 +137,8 @@ class PostgresStore(StagedPass):
         self._lock = threading.RLock()
         self._clear_staged()
         self._seen_pass = self._last_pass()
+        self._df: dict[str, int] = {}  # chunks per word (capped at POSTINGS_BUDGET + 1), kept while the size holds
+        self._df_at = 0
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -272,8 +282,8 @@ class PostgresStore(StagedPass):
                        until: str | None = None) -> list[SearchHit]:
         """Chunks containing any of the query's words, ranked by ``ts_rank_cd`` (see the module docstring),
         optionally only those published within ``since``..``until``."""
-        tsq = _tsquery(query)
-        if k <= 0 or tsq is None:
+        tsq = _tsquery(self._rarest(terms(query))) if k > 0 else None
+        if tsq is None:
             return []
         where, params = _window(since, until)
         rows = self._rows(
@@ -281,6 +291,27 @@ class PostgresStore(StagedPass):
             f"to_tsquery('{TS_CONFIG}', %s) q WHERE c.tsv @@ q{where} ORDER BY r DESC, c.chunk_id LIMIT %s",
             [tsq, *params, k])
         return [SearchHit(_document(cid, text, meta), float(score)) for cid, text, meta, score in rows]
+
+    def _rarest(self, words: list[str], budget: int = POSTINGS_BUDGET) -> list[str]:
+        """The query's words rarest first while their chunks add up to at most ``budget`` (at least one
+        word; words no chunk holds dropped). Chunk counts are read with the GIN index, capped, and cached."""
+        n = self.chunk_count
+        if not 0.9 * self._df_at <= n <= 1.1 * self._df_at:
+            self._df, self._df_at = {}, n
+        missing = [w for w in dict.fromkeys(words) if w not in self._df]
+        if missing:
+            rows = self._rows(
+                f"SELECT w, (SELECT count(*) FROM (SELECT 1 FROM {{s}}.chunks c WHERE c.tsv @@ to_tsquery("
+                f"'{TS_CONFIG}', w) LIMIT %s) x) FROM unnest(%s::text[]) w", (budget + 1, [_lexeme(w) for w in missing]))
+            counts = dict(rows)
+            self._df.update({w: int(counts.get(_lexeme(w), 0)) for w in missing})
+        kept, total = [], 0
+        for w in sorted((w for w in dict.fromkeys(words) if self._df.get(w)), key=self._df.get):
+            if kept and total + self._df[w] > budget:
+                break
+            kept.append(w)
+            total += self._df[w]
+        return kept
 
     def search(self, query: str, k: int = 4, since: str | None = None, until: str | None = None) -> list[SearchHit]:
         """Dense search for a text query (embedded with the index's model)."""
