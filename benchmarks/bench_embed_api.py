@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp server threads")
     ap.add_argument("--concurrency", type=int, default=2, help="embedding_concurrency (requests in flight)")
     ap.add_argument("--batch", type=int, default=32, help="embedding_batch_size (texts a request)")
+    ap.add_argument("--timeout", type=float, default=300, help="embedding_timeout (s)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         s = Settings(embedding_model=MODEL, progress=False, cache_dir=Path(tmp) / "cache", embedding_batch_size=args.batch)
@@ -81,7 +82,7 @@ def main() -> None:
             proc, base = start_server(gguf, args.threads, log)
             try:
                 api = Embedder(s.replace(embedding_backend="openai", embedding_base_url=base,
-                                         embedding_concurrency=args.concurrency))
+                                         embedding_concurrency=args.concurrency, embedding_timeout=args.timeout))
                 api_vecs, api_s = timed(api, texts)
             finally:
                 proc.terminate()

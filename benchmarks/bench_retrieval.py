@@ -53,6 +53,8 @@ def main() -> None:
     ap.add_argument("--index-dir", default="/tmp/rag-news-news-qa-index")
     ap.add_argument("--milvus", action="store_true", help="also on Milvus Lite, the same index content")
     ap.add_argument("--postgres", action="store_true", help="also on PostgreSQL + pgvector, the same index content")
+    ap.add_argument("--reuse", action="store_true", help="search the FAISS index already in --index-dir (built by "
+                    "an earlier run of this script) instead of indexing the pages again; no cleaning score")
     args = ap.parse_args()
     with contextlib.ExitStack() as stack:
         pg_dsn = None
@@ -69,6 +71,11 @@ def run(args, pg_dsn: str | None) -> None:
     questions = [json.loads(x) for x in (NEWS_QA / "questions.jsonl").read_text().splitlines() if x.strip()]
     answerable = [q for q in questions if q["page_id"]]
     pages = load_pages()
+    if args.reuse:
+        index = open_index(settings.index_dir, settings)
+        print(f"machine: {machine()}; reusing {settings.index_dir}: {len(index)} articles, {index.chunk_count} chunks")
+        compare(args, settings, index, answerable, pg_dsn)
+        return
     t = time.perf_counter()
     with serve_pages(pages) as base:
         report = index_urls([f"{base}/{k}.html" for k in pages], settings)
@@ -80,6 +87,11 @@ def run(args, pg_dsn: str | None) -> None:
     print(f"cleaning through the real fetch path (article text read back from the index): precision "
           f"{quality['precision']:.3f} recall {quality['recall']:.3f} F1 {quality['f1']:.3f}; rendered in Chromium: "
           f"{report.rendered} of {len(pages)} pages")
+    compare(args, settings, index, answerable, pg_dsn)
+
+
+def compare(args, settings, index, answerable, pg_dsn: str | None) -> None:
+    """The retrieval variants on the FAISS index and on its copies in the other backends asked for."""
     indexes = {"faiss": index}
     if args.milvus:
         from rag_news.store.__main__ import copy_to_milvus
