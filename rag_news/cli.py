@@ -15,9 +15,11 @@ def add_settings_flags(ap: argparse.ArgumentParser) -> None:
     g = ap.add_argument_group("settings (each also RAG_NEWS_<NAME> or a key in the TOML config)")
     g.add_argument("--config", help="TOML settings file (default: $RAG_NEWS_CONFIG)")
     g.add_argument("--index-dir", help="index folder (default: data/index)")
-    g.add_argument("--index-backend", choices=["faiss", "milvus"], help="where the index lives (default faiss)")
+    g.add_argument("--index-backend", choices=["faiss", "milvus", "postgres"],
+                   help="where the index lives (default faiss)")
     g.add_argument("--milvus-uri", help="milvus backend: a path (Milvus Lite, default INDEX_DIR/milvus.db) or "
                    "http://host:19530 (a Milvus server)")
+    g.add_argument("--postgres-dsn", help="postgres backend: the database (postgresql://user@host/dbname)")
     g.add_argument("--browser", dest="browser_path", help="Chromium executable (default: chromium on PATH, "
                    "else Playwright's browser)")
     g.add_argument("--concurrency", type=int, help="pages open at once (default 4)")
@@ -25,7 +27,9 @@ def add_settings_flags(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--retries", type=int, help="retries on network errors / 5xx (default 2)")
     g.add_argument("--embedding-model", help="sentence-transformers model id or folder "
                    "(default sentence-transformers/all-mpnet-base-v2)")
-    g.add_argument("--embedding-backend", choices=["auto", "onnx", "torch"])
+    g.add_argument("--embedding-backend", choices=["auto", "onnx", "torch", "openai", "mistral"])
+    g.add_argument("--embedding-base-url", help="openai / mistral embedding backends: the endpoint "
+                   "(e.g. http://127.0.0.1:8080/v1)")
     g.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps")
     p = g.add_mutually_exclusive_group()
     p.add_argument("--progress", dest="progress", action="store_true", default=None, help="force progress bars")
@@ -33,7 +37,7 @@ def add_settings_flags(ap: argparse.ArgumentParser) -> None:
     g.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
 
 
-_FLAG_KEYS = ("index_dir", "index_backend", "milvus_uri", "browser_path", "concurrency", "page_timeout", "retries", "embedding_model",
+_FLAG_KEYS = ("index_dir", "index_backend", "milvus_uri", "postgres_dsn", "embedding_base_url", "browser_path", "concurrency", "page_timeout", "retries", "embedding_model",
               "embedding_backend", "device", "progress")
 
 

@@ -10,6 +10,8 @@ Backends (``settings.embedding_backend``):
   ONNX Runtime, with the model's own pooling and normalisation. Same vectors (checked at export against
   torch, max |diff| < 1e-4), about twice the throughput on CPU. Needs the ``onnx`` extra.
 * ``auto``: ``onnx`` on CPU when its extra is installed, else ``torch``.
+* ``openai`` / ``mistral``: an embedding API or server (:mod:`rag_news.embed_api`): batched, concurrent,
+  retried with backoff; no model is loaded here (a local tokenizer measures chunks).
 
 Texts are batched by token length so padding is not wasted.
 """
@@ -183,6 +185,7 @@ class Embedder(Embeddings):
         self._path: str | None = None
         self._hf = None  # HuggingFaceEmbeddings
         self._onnx: _OnnxEncoder | None = None
+        self._api = None  # embed_api.ApiEncoder for the openai / mistral backends
 
     # ---------------------------------------------------------------- loading
     def warm_up(self) -> "Embedder":
@@ -193,6 +196,12 @@ class Embedder(Embeddings):
 
             hf_logging.disable_progress_bar()
         s = self.settings
+        if s.embedding_backend in ("openai", "mistral"):
+            from .embed_api import ApiEncoder
+
+            self._api = ApiEncoder(s)
+            self.backend, self.device = s.embedding_backend, s.embedding_base_url or "api"
+            return self
         self._path = resolve_sentence_model(s.embedding_model, s.cache_dir)
         self.device = pick_device(s.device)
         backend = s.embedding_backend
@@ -236,16 +245,22 @@ class Embedder(Embeddings):
     @property
     def tokenizer(self):
         self.warm_up()
+        if self._api:
+            return self._api.tokenizer
         return self._onnx.tokenizer if self._onnx else self._hf._client.tokenizer
 
     @property
     def max_seq_length(self) -> int:
         self.warm_up()
+        if self._api:
+            return self._api.max_seq_length
         return self._onnx.max_seq_length if self._onnx else int(self._hf._client.max_seq_length)
 
     @property
     def dim(self) -> int:
         self.warm_up()
+        if self._api:
+            return self._api.dim
         if self._onnx:
             return self._onnx.dim
         client = self._hf._client
@@ -259,6 +274,10 @@ class Embedder(Embeddings):
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._api:
+            with progress_bar(description, total=len(texts), enabled=progress) as advance:
+                out = self._api.encode(texts, advance)
+            return out / np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
         # longest first, so each batch holds similar lengths and padding is small
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         bs = self.settings.embedding_batch_size

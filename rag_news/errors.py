@@ -40,5 +40,9 @@ class IndexLocked(RagNewsError):
     pass
 
 
+class EmbeddingMismatch(ConfigError, ValueError):
+    """Vectors of another embedding model or dimension than the index holds (never mixed in one index)."""
+
+
 class NothingIndexed(RagNewsError):
     """Every URL failed: nothing was written."""

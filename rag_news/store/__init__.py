@@ -3,6 +3,8 @@
 * :class:`NewsIndex` — the default backend: SQLite (records, FTS5 keyword index) + FAISS segment files.
 * :class:`~rag_news.store.milvus_store.MilvusStore` — the same interface on Milvus (Milvus Lite for a
   path, a Milvus server or cluster for an ``http://`` URI).
+* :class:`~rag_news.store.postgres_store.PostgresStore` — the same interface on PostgreSQL + pgvector
+  (``postgres_dsn``, one schema per index).
 * :func:`open_store` — the backend the settings name, opened on ``settings.index_dir``.
 * :func:`writer_lock`, :class:`SearchHit`, :class:`CommitResult` — shared by backends.
 * ``python -m rag_news.store info|check|compact|migrate DIR`` — maintenance.
@@ -17,6 +19,10 @@ __all__ = ["Store", "NewsIndex", "StoreOptions", "SearchHit", "CommitResult", "w
 
 def read_meta(settings, index_dir=None) -> dict:
     """The index's settings (embedding model, dimension) for the backend ``settings`` name."""
+    if settings.index_backend == "postgres":
+        from .postgres_store import PostgresStore
+
+        return PostgresStore.read_meta(postgres_dsn(settings), settings.postgres_schema)
     if settings.index_backend == "milvus":
         from .milvus_store import MilvusStore, resolve_uri
 
@@ -31,6 +37,10 @@ def open_store(settings, embeddings, *, create: bool = False, index_dir=None):
     ``settings.index_dir``)."""
     from pathlib import Path
 
+    if settings.index_backend == "postgres":
+        from .postgres_store import PostgresStore
+
+        return PostgresStore.open(postgres_dsn(settings), embeddings, schema=settings.postgres_schema, create=create)
     if settings.index_backend == "milvus":
         from .milvus_store import MilvusStore, resolve_uri
 
@@ -38,3 +48,13 @@ def open_store(settings, embeddings, *, create: bool = False, index_dir=None):
                                 create=create)
     return NewsIndex.open(Path(index_dir or settings.index_dir), embeddings, create=create,
                           options=StoreOptions.from_settings(settings))
+
+
+def postgres_dsn(settings) -> str:
+    """``settings.postgres_dsn``, or a one-line error saying how to set it."""
+    if not settings.postgres_dsn:
+        from ..errors import ConfigError
+
+        raise ConfigError("index_backend = postgres needs postgres_dsn (RAG_NEWS_POSTGRES_DSN, --postgres-dsn), "
+                          "e.g. postgresql://user@host/dbname")
+    return str(settings.postgres_dsn)

@@ -1,4 +1,5 @@
-"""``python -m rag_news.store info|check|compact|migrate [DIR | --index-dir DIR]``: look after an index.
+"""``python -m rag_news.store info|check|compact|migrate [DIR | --index-dir DIR]``: look after an index
+(``copy-to-milvus URI`` / ``copy-to-postgres DSN`` copy it).
 
 * ``info``     counts, passes, vector segments (kind, vectors, bytes), deleted vectors waiting for a merge,
                which FAISS searches them (``faiss``: build cpu/gpu, on a GPU or not, and why)
@@ -8,6 +9,8 @@
 * ``copy-to-milvus URI``  copy the FAISS index (records, texts, chunks, the stored vectors: nothing is
   embedded again) into Milvus at URI (a Milvus Lite path or http://host:19530), collections
   ``--milvus-collection`` (default rag_news)
+* ``copy-to-postgres DSN``  the same into PostgreSQL + pgvector at DSN (``postgresql://user@host/db``),
+  schema ``--postgres-schema`` (default rag_news); one transaction per 500 articles
 
 Exit status 0, or 1 with a one-line error (1 also when ``check`` finds problems).
 """
@@ -39,12 +42,49 @@ def info(settings: Settings) -> dict:
 def copy_to_milvus(settings: Settings, uri: str, name: str = "rag_news") -> dict:
     """Copy the FAISS index in ``settings.index_dir`` into Milvus (see the module docstring)."""
     from ..embed import Embedder
-    from ..progress import progress_bar
     from .milvus_store import MilvusStore
 
     src = _open(settings)
     embedder = Embedder(settings.replace(embedding_model=src.embedding_model or settings.embedding_model))
     dst = MilvusStore.open(uri, embedder, name=name, create=True)
+    out = {"uri": uri, **_copy(src, dst, settings)}
+    dst.close()
+    return out
+
+
+class _IndexFacts:
+    """What a new store needs of its embedder (``dim``, ``model_name``), read from the source index: copying
+    embeds nothing, so no model is loaded."""
+
+    def __init__(self, meta: dict):
+        self.dim, self.model_name = int(meta["dim"]), meta.get("embedding_model")
+
+    def embed_query(self, text: str):
+        from ..errors import ConfigError
+
+        raise ConfigError("this copy has no embedder: open the index with open_store() to search it")
+
+
+def copy_to_postgres(settings: Settings, dsn: str, schema: str = "rag_news") -> dict:
+    """Copy the FAISS index in ``settings.index_dir`` into PostgreSQL (see the module docstring)."""
+    from .postgres_store import PostgresStore
+
+    src = _open(settings)
+    dst = PostgresStore.open(dsn, _IndexFacts(src.meta), schema=schema, create=True)
+    if dst.embedding_model != src.embedding_model or dst._dim() != int(src.meta["dim"]):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"schema {schema!r} holds an index of {dst.embedding_model!r} ({dst._dim()} dimensions), "
+                          f"this one is {src.embedding_model!r} ({src.meta['dim']}): use another --postgres-schema")
+    out = {"schema": schema, **_copy(src, dst, settings)}
+    dst.close()
+    return out
+
+
+def _copy(src, dst, settings: Settings) -> dict:
+    """Every article of ``src`` (record, text, chunks, stored vectors) into ``dst``, 500 a pass."""
+    from ..progress import progress_bar
+
     with progress_bar("Copying articles", total=len(src), enabled=settings.show_progress()) as advance:
         for n, (rec, chunks, vectors) in enumerate(src.export(), 1):
             dst.upsert(rec, chunks, vectors)
@@ -52,9 +92,7 @@ def copy_to_milvus(settings: Settings, uri: str, name: str = "rag_news") -> dict
                 dst.commit()
             advance(1)
     dst.commit()
-    out = {"uri": uri, "articles": len(dst), "chunks": dst.chunk_count}
-    dst.close()
-    return out
+    return {"articles": len(dst), "chunks": dst.chunk_count}
 
 
 def _index_dir(ap: argparse.ArgumentParser, args) -> str | None:
@@ -63,7 +101,7 @@ def _index_dir(ap: argparse.ArgumentParser, args) -> str | None:
     from pathlib import Path
 
     given = args.index_dir
-    if args.command != "copy-to-milvus" and args.target:
+    if not args.command.startswith("copy-to") and args.target:
         if given and Path(given).resolve() != Path(args.target).resolve():
             ap.error(f"two index folders given: {args.target} and --index-dir {given}")
         given = args.target
@@ -74,11 +112,13 @@ def _index_dir(ap: argparse.ArgumentParser, args) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=["info", "check", "compact", "migrate", "copy-to-milvus"])
-    ap.add_argument("target", nargs="?", metavar="DIR|URI",
+    ap.add_argument("command", choices=["info", "check", "compact", "migrate", "copy-to-milvus",
+                                        "copy-to-postgres"])
+    ap.add_argument("target", nargs="?", metavar="DIR|URI|DSN",
                     help="info/check/compact/migrate: the index folder (as --index-dir); copy-to-milvus: where to "
-                         "(a path for Milvus Lite, or http://host:19530)")
+                         "(a path for Milvus Lite, or http://host:19530); copy-to-postgres: the database DSN")
     ap.add_argument("--milvus-collection", default="rag_news", help="copy-to-milvus: collection name prefix")
+    ap.add_argument("--postgres-schema", default="rag_news", help="copy-to-postgres: the PostgreSQL schema")
     ap.add_argument("--index-dir", help="index folder (default: settings' index_dir)")
     ap.add_argument("--config", help="TOML settings file (default: $RAG_NEWS_CONFIG)")
     args = ap.parse_args(argv)
@@ -96,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.target:
             ap.error("copy-to-milvus needs the Milvus URI")
         print(json.dumps(copy_to_milvus(settings, args.target, args.milvus_collection)))
+        return 0
+    if args.command == "copy-to-postgres":
+        if not args.target:
+            ap.error("copy-to-postgres needs the database DSN")
+        print(json.dumps(copy_to_postgres(settings, args.target, args.postgres_schema)))
         return 0
     if args.command == "info":
         print(json.dumps(info(settings), indent=2))

@@ -132,7 +132,12 @@ class StagedPass:
         if len(set(ids)) != len(ids):
             raise RagNewsError(f"duplicate chunk ids while adding {key}")
         if vectors.shape[1] != self._dim():
-            raise ValueError(f"vectors have dimension {vectors.shape[1]}, the index {self._dim()}")
+            from ..errors import EmbeddingMismatch
+
+            raise EmbeddingMismatch(
+                f"vectors have dimension {vectors.shape[1]}, the index {self._dim()} (embedding model "
+                f"{getattr(self, 'embedding_model', None)!r}): an index never mixes models or dimensions; use its "
+                "model, or a new index")
         self._removals.discard(key)
         self._upserts[key] = (dict(article), list(chunks), vectors)
 
