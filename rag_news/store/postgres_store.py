@@ -137,8 +137,8 @@ class PostgresStore(StagedPass):
         self._lock = threading.RLock()
         self._clear_staged()
         self._seen_pass = self._last_pass()
-        self._df: dict[str, int] = {}  # chunks per word (capped at POSTINGS_BUDGET + 1), kept while the size holds
-        self._df_at = 0
+        self._df: dict[str, int] = {}  # chunks per word (capped at POSTINGS_BUDGET + 1), kept within one pass
+        self._df_at = None             # the committed pass the counts were read at
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -294,10 +294,11 @@ class PostgresStore(StagedPass):
 
     def _rarest(self, words: list[str], budget: int = POSTINGS_BUDGET) -> list[str]:
         """The query's words rarest first while their chunks add up to at most ``budget`` (at least one
-        word; words no chunk holds dropped). Chunk counts are read with the GIN index, capped, and cached."""
-        n = self.chunk_count
-        if not 0.9 * self._df_at <= n <= 1.1 * self._df_at:
-            self._df, self._df_at = {}, n
+        word; words no chunk holds dropped). Chunk counts are read with the GIN index, capped, and cached until
+        another pass commits (every read sees the latest pass, so a word a pass brings counts at once)."""
+        latest = self._last_pass()
+        if latest != self._df_at:
+            self._df, self._df_at = {}, latest
         missing = [w for w in dict.fromkeys(words) if w not in self._df]
         if missing:
             rows = self._rows(
