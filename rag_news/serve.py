@@ -279,6 +279,7 @@ def create_app(service: Service, token: str | None = None, max_body_bytes: int =
 
     app = FastAPI(title="rag-news", version="0.1.0", docs_url=None, redoc_url=None)
     app.state.search_limit = RateLimit(search_rate)
+    app.state.token_required = bool(token)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -346,13 +347,14 @@ def _mistake(e: Exception):
 def _routes(app, service: Service) -> None:
 
     @app.get("/health", responses=_errors())
-    def health():
+    def health(request: Request):
         qa = service.qa
         stats = qa.index.stats() if qa._index is not None else {}
         return {"status": "ok", "index": {k: stats.get(k) for k in ("articles", "chunks", "pass")},
                 "faiss": stats.get("faiss"),  # which FAISS searches the vectors (None: not FAISS, or not loaded)
                 "model": qa.info.model if qa.info else None,
-                "queue": {"waiting": service.waiting, "capacity": service.queue_size, "served": service.served}}
+                "queue": {"waiting": service.waiting, "capacity": service.queue_size, "served": service.served},
+                "token_required": request.app.state.token_required}
 
     @app.get("/search", responses=_errors(400, 429, 503))
     def search(request: Request, q: str = Query(min_length=1, max_length=MAX_QUESTION_CHARS),

@@ -46,3 +46,18 @@ class ScriptedReader(BaseChatModel):
             if self.delay:
                 time.sleep(self.delay)
             yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def sample_settings(tmp_path_factory, site_article_urls, cache_dir):
+    """The sample site indexed by the real pipeline (MiniLM), whole passages, no relevance floor, k=3:
+    shared by the conversation and chat page tests (import it into the module)."""
+    from conftest import make_settings
+    from rag_news import index_urls
+
+    settings = make_settings(tmp_path_factory.mktemp("conv"), cache_dir, min_relevance=0, context_tokens=0, k=3)
+    index_urls(site_article_urls, settings)
+    return settings

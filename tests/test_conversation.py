@@ -14,8 +14,8 @@ import time
 import httpx
 import pytest
 
-from chat_stubs import ScriptedReader
-from rag_news import NewsQA, index_urls
+from chat_stubs import ScriptedReader, sample_settings  # noqa: F401 (a fixture)
+from rag_news import NewsQA
 from rag_news import conversation as conv
 from rag_news.chat_store import ConversationStore, owner_of
 from rag_news.conversation import GUARDRAIL, AskOptions, Turn
@@ -25,15 +25,6 @@ from servers import LiveServer, serve_on
 FIRST = "Where will the Eastmoor branch library be built?"
 FOLLOW = "How much will it cost?"  # alone, it finds the bridge repairs first (checked below)
 REWRITE = "How much will the conversion of the tram depot into the Eastmoor branch library cost?"
-
-
-@pytest.fixture(scope="module")
-def sample_settings(tmp_path_factory, site_article_urls, cache_dir):
-    from conftest import make_settings
-
-    settings = make_settings(tmp_path_factory.mktemp("conv"), cache_dir, min_relevance=0, context_tokens=0, k=3)
-    index_urls(site_article_urls, settings)
-    return settings
 
 
 def stub(**kw) -> ScriptedReader:

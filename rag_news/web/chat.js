@@ -118,6 +118,11 @@
     message("user", q);
     const box = message("assistant", "");
     const text = box.querySelector(".text");
+    if (tokenRequired && !tokenInput.value.trim()) {
+      box.classList.add("error");
+      text.textContent = "Error: this server needs a bearer token: enter it under “Access token”.";
+      return;
+    }
     box.setAttribute("aria-busy", "true");
     const body = Object.assign({question: q, stream: true, conversation_id: conversation || "new"}, filters());
     const r = await withRetry(() => fetch("/ask", {method: "POST", body: JSON.stringify(body),
@@ -188,8 +193,14 @@
     markCurrent();
   }
 
+  let tokenRequired = false;  // from /health: the API answers 401 until a token is given
+
   async function loadRecent() {
     const list = $("recent");
+    if (tokenRequired && !tokenInput.value.trim()) {
+      list.replaceChildren(el("li", "", "Enter the access token to see them."));
+      return;
+    }
     let r;
     try { r = await fetch("/conversations", {headers: headers()}); } catch (e) { return; }
     if (!r.ok) { list.replaceChildren(el("li", "", r.status === 401 ? "Enter the access token to see them." : "")); return; }
@@ -213,12 +224,14 @@
     try {
       const h = await (await fetch("/health")).json();
       const i = h.index || {};
+      tokenRequired = !!h.token_required;
+      if (tokenRequired && !tokenInput.value.trim()) $("token").closest("details").open = true;
       $("status").textContent = "Index: " + (i.articles ?? "?") + " articles · last pass " + (i.pass ?? "—")
         + " · model " + (h.model || "loads on first question");
     } catch (e) { $("status").textContent = "Index: server unreachable"; }
   }
 
-  function refresh() { loadStatus(); loadRecent(); }
+  async function refresh() { await loadStatus(); loadRecent(); }
   refresh();
   question.focus();
 })();
