@@ -9,6 +9,7 @@ searched bare, as the rule fallback would search it, and as the reader rewrote i
 conversation starts after this long (the rows finished are scored and said to be a subset).
 
     nice -n 10 timeout 1500 python benchmarks/bench_followups.py --index-dir /tmp/fu25-index --budget-s 1380
+    python benchmarks/bench_followups.py --retrieval-only   # no model: turn 2 bare vs the rule fallback
 """
 
 from __future__ import annotations
@@ -76,11 +77,30 @@ def summary(rows: list[dict], total: int) -> dict:
             "median_rewrite_s": round(statistics.median(secs), 2) if secs else None}
 
 
+def retrieval_only(qa: NewsQA, convs: list[dict]) -> None:
+    from rag_news.conversation import Turn
+
+    print(f"machine: {machine()}; retrieval only (k=4, no model)")
+    rows = []
+    for c in convs:
+        t1, t2 = c["turns"]
+        turns = [Turn("user", t1["question"])]
+        rows.append({"id": c["id"], "answerable": bool(t2["answers"]),
+                     "turn1": hit(c, [d.metadata.get("url", "") for d in qa.retriever.search(t1["question"], k=4)]),
+                     "bare": hit(c, [d.metadata.get("url", "") for d in qa.retriever.search(t2["question"], k=4)]),
+                     "fallback": hit(c, [d.metadata.get("url", "") for d in
+                                         qa.retriever.search(fallback(t2["question"], turns), k=4)])})
+    for key in ("turn1", "bare", "fallback"):
+        print(f"{key:>8} hit@4: {sum(r[key] for r in rows) / len(rows):.3f} ({sum(r[key] for r in rows)}/{len(rows)})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--index-dir", default="/tmp/rag-news-news-qa-index")
     ap.add_argument("--out", default="/tmp/bench_followups.jsonl")
     ap.add_argument("--budget-s", type=float, default=1380.0)
+    ap.add_argument("--retrieval-only", action="store_true", help="no model: hit@4 of turn 2 searched bare and "
+                    "as the rule fallback (previous question appended) searches it, on every conversation")
     args = ap.parse_args()
     convs = [json.loads(x) for x in (ROOT / "benchmarks" / "followups" / "followups.jsonl").read_text().splitlines()]
     # the two unanswerable follow-ups early, so a cut-short run still has both kinds
@@ -91,6 +111,8 @@ def main() -> None:
         pages = load_pages()
         with serve_pages(pages) as base:
             index_urls([f"{base}/{k}.html" for k in pages], settings)
+    if args.retrieval_only:
+        return retrieval_only(NewsQA(settings, llm=object()), convs)
     qa = NewsQA(settings).warm_up()
     print(f"machine: {machine()}; reader: {qa.info.model} on {qa.info.backend}", flush=True)
     start, rows = time.perf_counter(), []

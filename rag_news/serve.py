@@ -2,14 +2,17 @@
 
 Endpoints (FastAPI, served by uvicorn, bound to 127.0.0.1 unless ``--host`` says otherwise):
 
-* ``POST /ask`` — ``{"question", "since"?, "until"?, "stream"?}``: the answer as JSON (question, answer,
+* ``POST /ask`` — ``{"question", "since"?, "until"?, "stream"?, "conversation_id"?, "k"?, "outlets"?,
+  "today"?, "safe_mode"?}``: the answer as JSON (question, answer,
   sources, cited, abstained, timings), or, with ``"stream": true`` or ``Accept: text/event-stream``,
   Server-Sent Events: ``token`` (``{"text"}``) as generated, ``retraction`` if the checks withhold what was
   streamed, then ``answer`` (the same JSON);
 * ``GET /search?q=...&k=5&since=&until=`` — the passages retrieval finds (no model involved);
 * ``GET /health`` — index counts and pass, which FAISS (CPU or GPU, and why), model, queue;
 * ``POST /v1/chat/completions`` (and ``GET /v1/models``) — OpenAI-compatible, streaming or not, so chat
-  front-ends can use it: the last user message is the question; the sources follow the answer.
+  front-ends can use it: the whole ``messages`` list is read (see :mod:`rag_news.chat_api`); the sources
+  follow the answer;
+* ``GET /`` the chat page, ``/conversations`` the server-side conversations (:mod:`rag_news.chat_api`).
 
 One generation runs at a time; up to ``--queue`` requests wait for it (first come, first served), more
 get HTTP 429 with a ``Retry-After`` computed from the queue (the waiting requests times the recent mean
