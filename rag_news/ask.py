@@ -2,7 +2,8 @@
 
 With no question, an interactive session: the model and the index are loaded once, then every line you
 type is a question (arrow keys recall earlier ones; ``:since DATE`` / ``:until DATE`` set a window,
-``:quit`` or Ctrl-D ends). ``--server URL`` (or ``RAG_NEWS_SERVER``) asks a running ``rag_news.serve``
+``:quit`` or Ctrl-D ends). The session is a conversation: a follow-up ("How old is he?") is read with the
+earlier turns (see :mod:`rag_news.conversation`); ``:new`` starts a new one. ``--server URL`` (or ``RAG_NEWS_SERVER``) asks a running ``rag_news.serve``
 instead of loading anything here.
 
 Exit codes: 0 answered (an abstention is an answer), 1 a one-line error (no index, bad question, model not
@@ -74,6 +75,7 @@ def session(qa, settings) -> int:
     except (ImportError, OSError):
         readline = None
     window = {"since": settings.since, "until": settings.until}
+    turns: list = []  # this conversation's answers (the history of the next question)
     prompt = "? " if sys.stdin.isatty() else ""
     while True:
         try:
@@ -85,13 +87,20 @@ def session(qa, settings) -> int:
             continue
         if line in (":quit", ":q", "quit", "exit"):
             break
+        if line == ":new":
+            turns = []
+            getattr(qa, "new_conversation", lambda: None)()
+            print("(new conversation)")
+            continue
         if line.startswith((":since", ":until")):
             name, _, value = line[1:].partition(" ")
             window[name] = value.strip() or None
             print(f"({name} {window[name] or 'cleared'})")
             continue
         try:
-            print_sources(print_answer(qa, line, since=window["since"], until=window["until"]))
+            answer = print_answer(qa, line, since=window["since"], until=window["until"], history=turns)
+            print_sources(answer)
+            turns = (turns + [answer])[-4:]
         except RagNewsError as e:
             print(f"error: {e}", file=sys.stderr)
         sys.stdout.flush()
@@ -103,12 +112,16 @@ def session(qa, settings) -> int:
     return 0
 
 
-def print_answer(qa, question: str, stream: bool = True, since: str | None = None, until: str | None = None):
-    """Stream (or print) the answer; a withheld answer is marked as such where its tokens were shown."""
+def print_answer(qa, question: str, stream: bool = True, since: str | None = None, until: str | None = None,
+                 history: list | None = None):
+    """Stream (or print) the answer; a withheld answer is marked as such where its tokens were shown.
+    ``history``: the conversation's earlier answers (a follow-up's rewrite is printed to stderr)."""
     from .answer import Answer, Retraction
 
     answer, shown = None, False
-    for item in qa.stream(question, since=since, until=until):
+    items = qa.stream(question, since=since, until=until, history=history) if history is not None else \
+        qa.stream(question, since=since, until=until)
+    for item in items:
         if isinstance(item, Answer):
             answer = item
         elif isinstance(item, Retraction):
@@ -121,6 +134,8 @@ def print_answer(qa, question: str, stream: bool = True, since: str | None = Non
         print()
     if not shown or answer.raw_answer is not None:
         print(answer.answer)
+    if answer.standalone_question and answer.standalone_question != question:
+        print(f"(read as: {answer.standalone_question})", file=sys.stderr)
     if answer.note and answer.raw_answer is None:
         print(f"({answer.note})", file=sys.stderr)
     if answer.citations_added:

@@ -18,7 +18,8 @@ def answer_from_dict(d: dict) -> Answer:
                   cited=d.get("cited", []), timings=d.get("timings", {}), model=d.get("model"),
                   retrieved=d.get("retrieved", []), citations_added=d.get("citations_added", False),
                   bad_citations=d.get("bad_citations", []), unsupported_citation=d.get("unsupported_citation", False),
-                  note=d.get("note"), raw_answer=d.get("raw_answer"), relevance=d.get("relevance"))
+                  note=d.get("note"), raw_answer=d.get("raw_answer"), relevance=d.get("relevance"),
+                  standalone_question=d.get("standalone_question"))
 
 
 class ServerQA:
@@ -31,20 +32,32 @@ class ServerQA:
         self.base_url = base_url.rstrip("/")
         self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout))
         self.info = None
+        self.conversation_id: str | None = None  # the server-side conversation the history lives in
 
-    def stream(self, question: str, since: str | None = None, until: str | None = None
-               ) -> Iterator[str | Retraction | Answer]:
+    def new_conversation(self) -> None:
+        """The next question with a history starts a new server-side conversation."""
+        self.conversation_id = None
+
+    def stream(self, question: str, since: str | None = None, until: str | None = None,
+               history: list | None = None) -> Iterator[str | Retraction | Answer]:
+        """As :meth:`NewsQA.stream`; with ``history`` (any list, its content kept by the server) the
+        question is asked in this client's server-side conversation."""
         import httpx
         from httpx_sse import connect_sse
 
         body = {"question": question, "stream": True, "since": since, "until": until}
+        if history is not None:
+            body["conversation_id"] = self.conversation_id if history and self.conversation_id else "new"
         try:
             with connect_sse(self.http, "POST", "/ask", json={k: v for k, v in body.items() if v is not None}) as es:
                 if es.response.status_code != 200:
                     es.response.read()
                     raise RagNewsError(f"server: {_message(es.response)}")
                 for event in es.iter_sse():
-                    item = _item(event.event, json.loads(event.data))
+                    data = json.loads(event.data)
+                    if event.event == "answer" and data.get("conversation_id"):
+                        self.conversation_id = data["conversation_id"]
+                    item = _item(event.event, data)
                     if item is not None:
                         yield item
         except httpx.HTTPError as e:

@@ -373,7 +373,7 @@ def _load_mistral(settings: Settings):
         kwargs["endpoint"] = settings.llm_base_url
     llm = ChatMistralAI(model=model, api_key=key, temperature=settings.temperature,
                         max_tokens=settings.max_new_tokens, timeout=int(settings.request_timeout),
-                        max_retries=2, **kwargs)
+                        max_retries=2, safe_mode=settings.safe_mode or None, **kwargs)
     return llm, LLMInfo(backend="mistral", model=model, quantization="server")
 
 

@@ -2,14 +2,17 @@
 
 Endpoints (FastAPI, served by uvicorn, bound to 127.0.0.1 unless ``--host`` says otherwise):
 
-* ``POST /ask`` — ``{"question", "since"?, "until"?, "stream"?}``: the answer as JSON (question, answer,
+* ``POST /ask`` — ``{"question", "since"?, "until"?, "stream"?, "conversation_id"?, "k"?, "outlets"?,
+  "today"?, "safe_mode"?}``: the answer as JSON (question, answer,
   sources, cited, abstained, timings), or, with ``"stream": true`` or ``Accept: text/event-stream``,
   Server-Sent Events: ``token`` (``{"text"}``) as generated, ``retraction`` if the checks withhold what was
   streamed, then ``answer`` (the same JSON);
 * ``GET /search?q=...&k=5&since=&until=`` — the passages retrieval finds (no model involved);
 * ``GET /health`` — index counts and pass, which FAISS (CPU or GPU, and why), model, queue;
 * ``POST /v1/chat/completions`` (and ``GET /v1/models``) — OpenAI-compatible, streaming or not, so chat
-  front-ends can use it: the last user message is the question; the sources follow the answer.
+  front-ends can use it: the whole ``messages`` list is read (see :mod:`rag_news.chat_api`); the sources
+  follow the answer;
+* ``GET /`` the chat page, ``/conversations`` the server-side conversations (:mod:`rag_news.chat_api`).
 
 One generation runs at a time; up to ``--queue`` requests wait for it (first come, first served), more
 get HTTP 429 with a ``Retry-After`` computed from the queue (the waiting requests times the recent mean
@@ -42,7 +45,7 @@ import time
 import uuid
 from collections import deque
 from datetime import date
-from typing import Any, AsyncIterator
+from typing import Annotated, Any, AsyncIterator
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -82,6 +85,12 @@ class AskRequest(BaseModel):
     since: date | None = None
     until: date | None = None
     stream: bool = False
+    conversation_id: str | None = Field(None, max_length=64, description='a conversation to continue ("new": start one)')
+    k: int | None = Field(None, ge=1, le=50, description="passages shown to the model")
+    outlets: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=20,
+                                                                 description="only these outlets (site names or hosts)")
+    today: date | None = Field(None, description="answer as on this date (default: the real date now)")
+    safe_mode: bool | None = Field(None, description="the guardrail instruction (Mistral: safe_prompt)")
 
 
 class ChatMessage(BaseModel):
@@ -108,7 +117,7 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-_WHY = {400: "bad question", 401: "missing or wrong bearer token", 408: "the body arrived too slowly",
+_WHY = {400: "bad question", 401: "missing or wrong bearer token", 404: "no such conversation", 408: "the body arrived too slowly",
         413: "body too large", 422: "invalid request", 429: "busy or over the rate limit (see Retry-After)",
         500: "internal error", 503: "no index yet", 504: "generation ran past its time limit"}
 
@@ -142,6 +151,15 @@ class Service:
         self.served = 0
         self._gate: asyncio.Semaphore | None = None
         self._durations: deque[float] = deque(maxlen=20)  # recent generation times (s)
+        self._conversations = None
+
+    @property
+    def conversations(self):
+        """The conversation store (:mod:`rag_news.chat_store`, in the cache folder; opened on first use)."""
+        if self._conversations is None:
+            from .chat_api import store_for
+            self._conversations = store_for(self.qa.settings)
+        return self._conversations
 
     def full(self) -> bool:
         return self.waiting >= self.queue_size
@@ -171,7 +189,8 @@ class Service:
             ticket, retry = self.tickets.turn_away(ticket, free, self.mean_s())
             raise Busy(min(retry, int(self.max_generation_s * (self.queue_size + 1))), ticket=ticket)
 
-    async def answer(self, question: str, since: str | None, until: str | None) -> AsyncIterator[Any]:
+    async def answer(self, question: str, since: str | None, until: str | None, history: list | None = None,
+                     options: Any = None) -> AsyncIterator[Any]:
         """The stream's items (tokens, a retraction, the :class:`Answer`, then ``{"queue_wait_s"}``)."""
         if self._gate is None:
             self._gate = asyncio.Semaphore(1)
@@ -186,7 +205,7 @@ class Service:
         started = time.perf_counter()
         try:
             wait = started - queued
-            async for item in self._generate(question, since, until):
+            async for item in self._generate(question, since, until, history, options):
                 yield item
             self.served += 1
             yield {"queue_wait_s": round(wait, 3)}
@@ -194,12 +213,13 @@ class Service:
             self._durations.append(time.perf_counter() - started)
             self._gate.release()
 
-    async def _generate(self, question: str, since: str | None, until: str | None) -> AsyncIterator[Any]:
+    async def _generate(self, question: str, since: str | None, until: str | None, history: list | None = None,
+                        options: Any = None) -> AsyncIterator[Any]:
         """Run ``NewsQA.stream`` in a worker thread; stop it at the deadline or when the consumer goes."""
         loop, items, stop = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
 
         def work() -> None:
-            gen = self.qa.stream(question, since=since, until=until)
+            gen = self.qa.stream(question, since=since, until=until, history=history, options=options)
             try:
                 for item in gen:
                     loop.call_soon_threadsafe(items.put_nowait, item)
@@ -267,9 +287,16 @@ class RateLimit:
         return wait
 
 
-def _token_ok(header: str | None, token: str) -> bool:
-    """``Authorization: Bearer <token>``, compared in constant time."""
-    return hmac.compare_digest((header or "").encode("utf-8", "replace"), f"Bearer {token}".encode())
+def _token_ok(header: str | None, token: str | tuple[str, ...]) -> bool:
+    """``Authorization: Bearer <token>`` (one of ``token`` when several), compared in constant time."""
+    given = (header or "").encode("utf-8", "replace")
+    tokens = (token,) if isinstance(token, str) else token
+    return any([hmac.compare_digest(given, f"Bearer {t}".encode()) for t in tokens])
+
+
+def _open_path(path: str) -> bool:
+    """Paths served without the token: the health check and the chat page's static files (no data)."""
+    return path in ("/health", "/") or path.startswith("/web/")
 
 
 def create_app(service: Service, token: str | None = None, max_body_bytes: int = 65_536,
@@ -279,11 +306,12 @@ def create_app(service: Service, token: str | None = None, max_body_bytes: int =
 
     app = FastAPI(title="rag-news", version="0.1.0", docs_url=None, redoc_url=None)
     app.state.search_limit = RateLimit(search_rate)
+    app.state.token_required = bool(token)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
         """Bearer token, body size and body arrival time, before any endpoint sees the request."""
-        if token and request.url.path != "/health" and not _token_ok(request.headers.get("authorization"), token):
+        if token and not _open_path(request.url.path) and not _token_ok(request.headers.get("authorization"), token):
             return _error(401, "missing or wrong bearer token", "unauthorized", {"WWW-Authenticate": "Bearer"})
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > max_body_bytes:
@@ -315,6 +343,8 @@ def create_app(service: Service, token: str | None = None, max_body_bytes: int =
         return _error(500, "internal error (logged on the server)", "server_error")
 
     _routes(app, service)
+    from .chat_api import add_routes
+    add_routes(app, service, _errors)
     return app
 
 
@@ -345,26 +375,34 @@ def _mistake(e: Exception):
 def _routes(app, service: Service) -> None:
 
     @app.get("/health", responses=_errors())
-    def health():
+    def health(request: Request):
         qa = service.qa
         stats = qa.index.stats() if qa._index is not None else {}
         return {"status": "ok", "index": {k: stats.get(k) for k in ("articles", "chunks", "pass")},
                 "faiss": stats.get("faiss"),  # which FAISS searches the vectors (None: not FAISS, or not loaded)
                 "model": qa.info.model if qa.info else None,
-                "queue": {"waiting": service.waiting, "capacity": service.queue_size, "served": service.served}}
+                "queue": {"waiting": service.waiting, "capacity": service.queue_size, "served": service.served},
+                "token_required": request.app.state.token_required}
 
     @app.get("/search", responses=_errors(400, 429, 503))
     def search(request: Request, q: str = Query(min_length=1, max_length=MAX_QUESTION_CHARS),
-               k: int = Query(5, ge=1, le=50), since: date | None = None, until: date | None = None):
+               k: int = Query(5, ge=1, le=50), since: date | None = None, until: date | None = None,
+               outlet: list[Annotated[str, Field(max_length=200)]] = Query([], max_length=20),
+               today: date | None = None):
         wait = request.app.state.search_limit.take(request.client.host if request.client else "?")
         if wait:
             return _mistake(Busy(wait, "over the search rate limit, retry shortly"))
+        from .conversation import from_outlets, outlet_of
         try:
-            docs = service.qa.retriever.search(check_question(q), k=k, since=_iso(since), until=_iso(until))
+            r = service.qa.retriever
+            r = r.model_copy(update={"today": today}) if today else r
+            docs = r.search(check_question(q), k=k * (6 if outlet else 1), since=_iso(since), until=_iso(until))
+            docs = [d for d in docs if from_outlets(d.metadata, outlet)][:k]
         except RagNewsError as e:
             return _mistake(e)
         return {"query": q, "passages": [{"n": n, "url": d.metadata.get("url"), "title": d.metadata.get("title"),
                                           "published": d.metadata.get("published"), "score": d.metadata.get("score"),
+                                          "outlet": outlet_of(d.metadata),
                                           "text": d.page_content} for n, d in enumerate(docs, 1)]}
 
     @app.post("/ask", responses={**_JSON_OR_SSE, **_errors(400, 429, 503, 504)})
@@ -377,10 +415,27 @@ def _routes(app, service: Service) -> None:
             service.admit(request.headers.get(TICKET))
         except Busy as e:
             return _mistake(e)
-        events = service.answer(question, _iso(body.since), _iso(body.until))
+        from .chat_api import caller, history_of, recorded
+        from .conversation import AskOptions
+        try:
+            options = AskOptions(today=_iso(body.today), k=body.k, outlets=tuple(body.outlets), safe_mode=body.safe_mode)
+        except RagNewsError as e:
+            return _mistake(e)
+        owner, cid, history = caller(request), body.conversation_id, None
+        if cid == "new":
+            cid = service.conversations.create(owner, question)
+        elif cid is not None:
+            turns = service.conversations.turns(owner, cid)
+            if turns is None:
+                return _error(404, "no such conversation", "not_found")
+            history = history_of(turns)
+        events = service.answer(question, _iso(body.since), _iso(body.until), history=history, options=options)
+        if cid is not None:
+            events = recorded(events, service.conversations, owner, cid, question)
+        extra = {"conversation_id": cid} if cid is not None else {}
         if body.stream or "text/event-stream" in request.headers.get("accept", ""):
-            return await _sse(events, _ask_events)
-        return await _complete(events, lambda a, wait: {**a.as_dict(), "queue_wait_s": wait})
+            return await _sse(events, lambda item: _ask_events(item, extra))
+        return await _complete(events, lambda a, wait: {**a.as_dict(), **extra, "queue_wait_s": wait})
 
     @app.get("/v1/models", responses=_errors())
     def models():
@@ -388,16 +443,19 @@ def _routes(app, service: Service) -> None:
 
     @app.post("/v1/chat/completions", responses={**_JSON_OR_SSE, **_errors(400, 429, 503, 504)})
     async def chat(body: ChatRequest, request: Request):
-        question = _last_user_message(body)
+        from .chat_api import chat_history, chat_options
+        style, history, question = chat_history(body.messages)
         try:
             question = check_question(question)
+            options = chat_options(body)
         except RagNewsError as e:
             return _mistake(e)
         try:
             service.admit(request.headers.get(TICKET))
         except Busy as e:
             return _mistake(e)
-        events = service.answer(question, None, None)
+        options.style = style
+        events = service.answer(question, None, None, history=history, options=options)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if body.stream:
             return await _sse(events, lambda item: _chat_chunks(item, cid, created), done="[DONE]")
@@ -446,23 +504,14 @@ def _error_event(message: str, kind: str) -> dict:
     return {"event": "error", "data": json.dumps({"error": {"message": message, "type": kind}}, ensure_ascii=False)}
 
 
-def _ask_events(item) -> list[dict]:
+def _ask_events(item, extra: dict | None = None) -> list[dict]:
     if isinstance(item, str):
         return [{"event": "token", "data": json.dumps({"text": item}, ensure_ascii=False)}]
     if isinstance(item, Retraction):
         return [{"event": "retraction", "data": json.dumps({"reason": item.reason}, ensure_ascii=False)}]
     if isinstance(item, Answer):
-        return [{"event": "answer", "data": json.dumps(item.as_dict(), ensure_ascii=False)}]
+        return [{"event": "answer", "data": json.dumps({**item.as_dict(), **(extra or {})}, ensure_ascii=False)}]
     return [{"event": "done", "data": json.dumps(item)}]
-
-
-def _last_user_message(body: ChatRequest) -> str:
-    for m in reversed(body.messages):
-        if m.role == "user":
-            if isinstance(m.content, list):  # content parts: keep the text ones
-                return " ".join(p.get("text", "") for p in m.content if p.get("type") == "text")
-            return m.content or ""
-    return ""
 
 
 def _sources_text(a: Answer) -> str:
@@ -501,7 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     ap.add_argument("--port", type=int, default=8000)
-    ap.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (default: $RAG_NEWS_SERVER_TOKEN)")
+    ap.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (default: $RAG_NEWS_SERVER_TOKEN); "
+                    "several, comma-separated: one per reader, each seeing only its own conversations")
     ap.add_argument("--insecure-no-token", action="store_true",
                     help="allow a non-loopback --host without a token (anyone who can reach it may ask)")
     ap.add_argument("--search-rate", type=float, default=10.0, help="/search requests a second per client "
@@ -544,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(True)
     token = args.token or os.environ.get("RAG_NEWS_SERVER_TOKEN")
+    if token and "," in token:  # several readers, each with a token (their conversations kept apart)
+        token = tuple(t.strip() for t in token.split(",") if t.strip())
     check_exposure(args.host, token, args.insecure_no_token)
     settings = answer_settings_from_args(args)
     if args.queue < 1 or args.max_generation_s <= 0 or args.search_rate <= 0:

@@ -134,6 +134,10 @@ class Settings:
     # (llm.READER_DEFAULTS); 0 = whole passages
     min_relevance: float | None = None  # abstain below this question-passage cosine; None = auto by reader; 0 = off
     verify: bool | None = None  # withhold answers whose figures are in no passage; None = auto (on)
+    safe_mode: bool = False  # guardrail: Mistral's safe_prompt on mistral, the same instruction as a system turn
+    # for the local readers (per request: "safe_mode" on /ask and the chat endpoint)
+    max_conversations: int = 200  # conversations the server keeps per token (oldest dropped first)
+    conversation_days: float = 30.0  # conversations untouched for longer are dropped
     n_ctx: int = 4096  # llama.cpp context window
     gguf_runtime: str = "auto"  # .gguf models: auto (llama.cpp when installed) | llamacpp | transformers
     llm_base_url: str | None = None  # openai / mistral endpoint
@@ -283,6 +287,8 @@ class Settings:
                     date.fromisoformat(str(value)[:10])
                 except ValueError:
                     raise ConfigError(f"{name} expects a date like 2026-11-01, got {value!r}") from None
+        if self.max_conversations < 1 or self.conversation_days <= 0:
+            raise ConfigError("max_conversations must be at least 1 and conversation_days positive")
         if self.context_tokens is not None and 0 < self.context_tokens < 32:
             raise ConfigError("context_tokens must be 0 (whole passages) or at least 32")
 

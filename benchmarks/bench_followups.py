@@ -1,0 +1,133 @@
+"""Follow-up quality: two-turn conversations over the news-qa dev pages (benchmarks/followups/), answered
+by NewsQA with the offline default reader (packaged Qwen2.5-1.5B on llama.cpp), the model loaded once.
+
+Per conversation: turn 1 alone; turn 2 with the history and the rewrite (the reader makes it standalone);
+turn 2 with the history but no rewrite (retrieval on the bare follow-up, as before this change). Scores:
+turn-1 and turn-2 accuracy (an accepted answer as a whole phrase, not abstained), turn-2 abstention on
+the unanswerable follow-ups, median seconds per rewrite; and, without the model, retrieval hit@4 of turn 2
+searched bare, as the rule fallback would search it, and as the reader rewrote it. ``--budget-s``: no new
+conversation starts after this long (the rows finished are scored and said to be a subset).
+
+    nice -n 10 timeout 1500 python benchmarks/bench_followups.py --index-dir /tmp/fu25-index --budget-s 1380
+    python benchmarks/bench_followups.py --retrieval-only   # no model: turn 2 bare vs the rule fallback
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+from _common import ROOT, load_pages, machine, serve_pages
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from rag_news import NewsQA, Settings, index_urls  # noqa: E402
+from rag_news.conversation import as_turns, fallback  # noqa: E402
+from rag_news.eval import has_phrase  # noqa: E402
+from rag_news.store import NewsIndex  # noqa: E402
+
+ISOLATE = ("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",)
+
+
+def hit(conv: dict, urls: list[str], k: int = 4) -> bool:
+    return any(u == conv["url"] or conv["page_id"] in u for u in list(dict.fromkeys(urls))[:k])
+
+
+def correct(answer, accepted: list[str]) -> bool:
+    return not answer.abstained and any(has_phrase(answer.answer, a) for a in accepted)
+
+
+def run_one(qa: NewsQA, conv: dict) -> dict:
+    t1, t2 = conv["turns"]
+    a1 = qa.ask(t1["question"])
+    with_rw = qa.ask(t2["question"], history=[a1])
+    without = qa.ask(t2["question"], history=[a1], rewrite=False)
+    turns = as_turns([a1])
+    search = lambda q: [d.metadata.get("url", "") for d in qa.retrieve(q)]  # noqa: E731
+    row = {"id": conv["id"], "answerable": bool(t2["answers"]),
+           "turn1": {"answer": a1.answer, "abstained": a1.abstained, "correct": correct(a1, t1["answers"])},
+           "rewrite": {"question": with_rw.standalone_question, "seconds": with_rw.timings.get("rewrite"),
+                       "answer": with_rw.answer, "abstained": with_rw.abstained,
+                       "correct": correct(with_rw, t2["answers"]), "hit@4": hit(conv, with_rw.retrieved)},
+           "no_rewrite": {"answer": without.answer, "abstained": without.abstained,
+                          "correct": correct(without, t2["answers"]), "hit@4": hit(conv, without.retrieved)},
+           "bare_hit@4": hit(conv, search(t2["question"])),
+           "fallback_hit@4": hit(conv, search(fallback(t2["question"], turns)))}
+    return row
+
+
+def summary(rows: list[dict], total: int) -> dict:
+    ans = [r for r in rows if r["answerable"]]
+    una = [r for r in rows if not r["answerable"]]
+    mean = lambda xs: round(sum(xs) / len(xs), 3) if xs else None  # noqa: E731
+    secs = [r["rewrite"]["seconds"] for r in rows if r["rewrite"]["seconds"]]
+    return {"conversations": f"{len(rows)} of {total}", "answerable": len(ans), "unanswerable": len(una),
+            "turn1_accuracy": mean([r["turn1"]["correct"] for r in ans]),
+            "turn2_accuracy_rewrite": mean([r["rewrite"]["correct"] for r in ans]),
+            "turn2_accuracy_no_rewrite": mean([r["no_rewrite"]["correct"] for r in ans]),
+            "turn2_abstention_rewrite": mean([r["rewrite"]["abstained"] for r in una]),
+            "turn2_abstention_no_rewrite": mean([r["no_rewrite"]["abstained"] for r in una]),
+            "turn2_hit@4_bare": mean([r["bare_hit@4"] for r in ans]),
+            "turn2_hit@4_rule_fallback": mean([r["fallback_hit@4"] for r in ans]),
+            "turn2_hit@4_reader_rewrite": mean([r["rewrite"]["hit@4"] for r in ans]),
+            "median_rewrite_s": round(statistics.median(secs), 2) if secs else None}
+
+
+def retrieval_only(qa: NewsQA, convs: list[dict]) -> None:
+    from rag_news.conversation import Turn
+
+    print(f"machine: {machine()}; retrieval only (k=4, no model)")
+    rows = []
+    for c in convs:
+        t1, t2 = c["turns"]
+        turns = [Turn("user", t1["question"])]
+        rows.append({"id": c["id"], "answerable": bool(t2["answers"]),
+                     "turn1": hit(c, [d.metadata.get("url", "") for d in qa.retriever.search(t1["question"], k=4)]),
+                     "bare": hit(c, [d.metadata.get("url", "") for d in qa.retriever.search(t2["question"], k=4)]),
+                     "fallback": hit(c, [d.metadata.get("url", "") for d in
+                                         qa.retriever.search(fallback(t2["question"], turns), k=4)])})
+    for key in ("turn1", "bare", "fallback"):
+        print(f"{key:>8} hit@4: {sum(r[key] for r in rows) / len(rows):.3f} ({sum(r[key] for r in rows)}/{len(rows)})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--index-dir", default="/tmp/rag-news-news-qa-index")
+    ap.add_argument("--out", default="/tmp/bench_followups.jsonl")
+    ap.add_argument("--budget-s", type=float, default=1380.0)
+    ap.add_argument("--retrieval-only", action="store_true", help="no model: hit@4 of turn 2 searched bare and "
+                    "as the rule fallback (previous question appended) searches it, on every conversation")
+    args = ap.parse_args()
+    convs = [json.loads(x) for x in (ROOT / "benchmarks" / "followups" / "followups.jsonl").read_text().splitlines()]
+    # the two unanswerable follow-ups early, so a cut-short run still has both kinds
+    convs = convs[:4] + [c for c in convs if not c["turns"][1]["answers"]] + \
+        [c for c in convs[4:] if c["turns"][1]["answers"]]
+    settings = Settings.load(index_dir=args.index_dir, progress=False, browser_args=ISOLATE, max_new_tokens=64)
+    if not NewsIndex.exists(Path(args.index_dir)):
+        pages = load_pages()
+        with serve_pages(pages) as base:
+            index_urls([f"{base}/{k}.html" for k in pages], settings)
+    if args.retrieval_only:
+        return retrieval_only(NewsQA(settings, llm=object()), convs)
+    qa = NewsQA(settings).warm_up()
+    print(f"machine: {machine()}; reader: {qa.info.model} on {qa.info.backend}", flush=True)
+    start, rows = time.perf_counter(), []
+    with open(args.out, "w", encoding="utf-8") as out:
+        for conv in convs:
+            if time.perf_counter() - start > args.budget_s:
+                break
+            row = run_one(qa, conv)
+            rows.append(row)
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.flush()
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+    print(f"wall {time.perf_counter() - start:.0f}s")
+    print(json.dumps(summary(rows, len(convs)), indent=1))
+
+
+if __name__ == "__main__":
+    main()

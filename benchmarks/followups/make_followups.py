@@ -1,0 +1,69 @@
+"""Build the follow-up dev set: two-turn conversations over the news-qa dev pages.
+
+Turn 1 is the news-qa dev question; turn 2 is short, names nothing of the article (no person, place,
+product or event: "How big is its battery?") and asks another detail of the same article. Each accepted
+answer must occur verbatim in the page's reference ``articleBody``; the unanswerable follow-ups ask what the
+article does not state (checked here: none of the listed patterns occurs in it). That a search for turn 2
+alone does not find the article is measured by ``benchmarks/bench_followups.py`` (``bare hit@k``).
+
+    python benchmarks/followups/make_followups.py   # writes benchmarks/followups/followups.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from _common import EXTRACTION, NEWS_QA  # noqa: E402
+
+# (news-qa id of turn 1, turn 2, accepted answers; [] = unanswerable, with patterns the body must lack)
+CONVERSATIONS = [
+    ("dev-01", "How big is its battery?", ["82 kWh"]),
+    ("dev-02", "How much were both teams fined?", ["$250,000", "250,000"]),
+    ("dev-03", "Who won the decisive doubles match for the hosts?", ["Granollers", "Lopez"]),
+    ("dev-05", "Who ran for 101 yards for the winners?", ["Shaq Vann"]),
+    ("dev-06", "Who scored the winning goal?", ["Brock Nelson", "Nelson"]),
+    ("dev-07", "When do the tickets go on sale?", ["Dec. 6", "Friday, Dec. 6"]),
+    ("dev-08", "How many passengers does that plane seat?", ["242 to 330", "242"]),
+    ("dev-09", "How many particles did it track?", ["20 billion"]),
+    ("dev-12", "Who founded the company that hired him?", ["Avinoam Rubinstain"]),
+    ("dev-13", "How many alarms can staff face per shift?", ["1,000"]),
+    ("dev-14", "When did those protests begin?", ["June"]),
+    ("dev-15", "Which director was quoted explaining it?", ["Sanjiv Bhasin"]),
+    ("dev-16", "How many nights did they observe it?", ["17"]),
+    ("dev-14", "How old is he?", {"absent": [r"years old", r"\baged\b", r"\bage\b", r", \d\d,"]}),
+    ("dev-07", "How much do the tickets cost?", {"absent": [r"\$", r"\bprice", r"\bcost"]}),
+]
+
+
+def build() -> list[dict]:
+    questions = {json.loads(x)["id"]: json.loads(x) for x in (NEWS_QA / "questions.jsonl").read_text().splitlines()
+                 if x.strip()}
+    truth = json.loads((EXTRACTION / "ground-truth.json").read_text(encoding="utf-8"))
+    out = []
+    for n, (qid, follow_up, answers) in enumerate(CONVERSATIONS, 1):
+        first = questions[qid]
+        body = truth[first["page_id"]]["articleBody"]
+        if isinstance(answers, dict):
+            found = [p for p in answers["absent"] if re.search(p, body, re.I)]
+            assert not found, f"{qid}: the article may answer {follow_up!r} ({found})"
+            answers = []
+        for a in answers:
+            assert a.lower() in body.lower(), f"{qid}: {a!r} is not in the article"
+        assert len(follow_up.split()) <= 9, follow_up
+        out.append({"id": f"fu-{n:02d}", "page_id": first["page_id"], "url": first["url"],
+                    "turns": [{"question": first["question"], "answers": first["answers"]},
+                              {"question": follow_up, "answers": answers}]})
+    return out
+
+
+if __name__ == "__main__":
+    rows = build()
+    target = HERE / "followups.jsonl"
+    target.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    print(f"{len(rows)} conversations ({sum(not r['turns'][1]['answers'] for r in rows)} unanswerable follow-ups) "
+          f"-> {target}")
