@@ -445,12 +445,17 @@ class NewsQA:
         budget = self.context_budget()
         return compress_passages(question, docs, self.sentence_vectors, budget) if budget and docs else docs
 
-    def stream(self, question: str, since: str | None = None, until: str | None = None
-               ) -> Iterator[str | Retraction | Answer]:
+    def stream(self, question: str, since: str | None = None, until: str | None = None,
+               research: str | None = None) -> Iterator[str | Retraction | Answer]:
         """Yield answer text pieces as they are generated, then a :class:`Retraction` if the checks
         withheld what was streamed, then the final :class:`Answer`. Closing the generator early stops
-        the model."""
+        the model. ``research``: auto | always | never for this question (default: the setting); in
+        research mode the reader's tool calls (:class:`~rag_news.tools.ToolCall`) come first."""
         question = check_question(question)
+        from .research import stream_research, uses_research
+        if uses_research(self.settings, question, research):
+            yield from stream_research(self, question, since=since, until=until)
+            return
         chain = self.chain()  # loads the model before anything is timed
         from .llm import interrupt
         interrupt(self._llm, False)  # a stop asked for the previous question does not stop this one
@@ -482,9 +487,9 @@ class NewsQA:
         yield answer
 
     def ask(self, question: str, since: str | None = None, until: str | None = None,
-            on_token: Callable[[str], None] | None = None) -> Answer:
+            on_token: Callable[[str], None] | None = None, research: str | None = None) -> Answer:
         result = None
-        for item in self.stream(question, since=since, until=until):
+        for item in self.stream(question, since=since, until=until, research=research):
             if isinstance(item, Answer):
                 result = item
             elif isinstance(item, str) and on_token:
