@@ -46,9 +46,9 @@ from .tools import ToolCall
 
 SEARCH_K = 3  # new passages a search adds
 MAX_PASSAGES = 10  # passages gathered at most (before the budget)
-SNIPPET_CHARS = 220  # of each passage, in the tool results the reader plans from
+SNIPPET_CHARS = 200  # of each passage, in the tool results the reader plans from
 ARTICLE_CHARS = 1500  # of an opened article
-PLAN_TOKENS = 96  # new tokens for one tool decision
+PLAN_TOKENS = 64  # new tokens for one tool decision (a call is ~30)
 
 TOOL_SPECS = [
     {"type": "function", "function": {
@@ -66,7 +66,12 @@ TOOL_SPECS = [
         "description": "Read the full text of the article passage [n] comes from.",
         "parameters": {"type": "object", "properties": {"n": {"type": "integer", "description": "passage number"}},
                        "required": ["n"]}}},
+    {"type": "function", "function": {
+        "name": "answer",
+        "description": "Call when the passages found hold every fact the question needs (ends the research).",
+        "parameters": {"type": "object", "properties": {}}}},
 ]
+DONE = "answer"  # the call that ends the research (a reply without a call does too)
 
 # the grammar path's one JSON object (no tools in the template): a tool, or "answer" when done
 CALL_SCHEMA = {"anyOf": [
@@ -83,9 +88,9 @@ PLAN = """Question: {question}
 Today is {today}. Passages found so far (numbered):
 {found}
 
-Decide whether these passages hold every fact the question needs. If a fact is missing (for example the other
-item of a comparison, or the second date), search for it with a short query naming it. If they hold
-everything, answer now. You may make {left} more tool call(s)."""
+If a fact the question needs is missing from these passages (for example the other item of a comparison, or
+the second date), call search_news with a short query naming it. If they hold every fact, call answer.
+You may make {left} more call(s)."""
 
 GRAMMAR_TAIL = """
 
@@ -98,11 +103,13 @@ or {{"tool": "answer"}} when the passages are enough."""
 _TWO_SIDES = re.compile(
     r"\b(?:which|who|what)\b[^?]*\b(?:more|less|fewer|larger|bigger|smaller|higher|lower|older|newer|longer|"
     r"shorter|earlier|later|first|faster|slower|cheaper|greater)\b[^?]*\b(?:or|than)\b", re.IGNORECASE)
-_COMBINED = re.compile(r"\b(?:combined|in total|altogether|together|added together|sum of|difference between|"
-                       r"how many more|how much more|how many fewer|how much less|how many years (?:after|before)|"
-                       r"how long (?:after|before)|both)\b", re.IGNORECASE)
-_ORDER = re.compile(r"\b(?:came first|happened first|earlier|before or after)\b[^?]*\b(?:or|than)\b", re.IGNORECASE)
-_BRIDGE = re.compile(r"\b(?:the (?:same|other) (?:article|story|person|team|company|city))\b", re.IGNORECASE)
+_COMBINED = re.compile(r"\b(?:combined|in total|the total|altogether|added together|sum of|difference between|"
+                       r"how (?:much|many) (?:more|fewer|less|larger|bigger|smaller|higher|lower|longer)|"
+                       r"how many years (?:after|before)|how long (?:after|before)|both|add the|plus)\b", re.IGNORECASE)
+_ORDER = re.compile(r"\b(?:came first|happened first|before or after|after or before|which came (?:first|later)|"
+                    r"which was (?:earlier|later))\b", re.IGNORECASE)
+_BRIDGE = re.compile(r"\b(?:that same|the same as|the (?:same|other) (?:article|story|person|team|company|city|age|"
+                     r"number))\b", re.IGNORECASE)
 
 
 def wants_research(question: str) -> bool:
@@ -210,6 +217,9 @@ def research(qa, question: str, driver, since: str | None = None, until: str | N
     today = qa.today.isoformat()
     while made < bound:
         calls = driver.next_calls(question, gathered, history, today, bound - made)
+        if DONE in [name for name, _ in calls]:
+            calls = calls[: [name for name, _ in calls].index(DONE)]
+            bound = made + len(calls)  # the calls before "answer" run, then the research ends
         if not calls:
             break
         for name, args in calls[: bound - made]:

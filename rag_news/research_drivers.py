@@ -126,7 +126,11 @@ class TemplateDriver:
         return _render(self.llm.client, messages, TOOL_SPECS)
 
     def next_calls(self, question, gathered, history, today, left) -> list[Call]:
-        text = _complete(self.llm, self.prompt(question, gathered, history, today, left), stop=["<|im_end|>"])
+        # the reply starts as the template's tool call (so a small reader calls a tool instead of describing
+        # one: "answer" is the call that ends the research), one call per turn: it stops at the closing tag
+        opened = '<tool_call>\n{"name": "'
+        text = opened + _complete(self.llm, self.prompt(question, gathered, history, today, left) + opened,
+                                  stop=["<|im_end|>", "</tool_call>"])
         self.last_reply = text
         return parse_tool_calls(text)
 
@@ -151,22 +155,38 @@ class GrammarDriver:
         return [call] if call else []
 
 
+def _regular_tokens(tok) -> list[tuple[int, str, bool]]:
+    """``(id, text, starts a word)`` for each non-special token (what lm-format-enforcer's tree is built from)."""
+    zero = tok.encode("0", add_special_tokens=False)[-1]
+    special = set(tok.all_special_ids)
+    out = []
+    for i in range(len(tok)):
+        if i in special:
+            continue
+        after_zero, alone = tok.decode([zero, i])[1:], tok.decode([i])
+        out.append((i, after_zero, len(after_zero) > len(alone)))
+    return out
+
+
 class HFConstrainedDriver:
     """A transformers reader (Mixtral-Instruct on ``hf``): the same JSON call, held to :data:`CALL_SCHEMA`
-    token by token by lm-format-enforcer (``prefix_allowed_tokens_fn`` of ``generate``)."""
+    token by token by lm-format-enforcer (its ``TokenEnforcer`` as ``generate``'s
+    ``prefix_allowed_tokens_fn``; its own transformers adapter does not import under transformers 5)."""
 
     max_new_tokens = 160
 
     def __init__(self, llm):
         try:
-            from lmformatenforcer import JsonSchemaParser
-            from lmformatenforcer.integrations.transformers import build_transformers_prefix_allowed_tokens_fn
+            from lmformatenforcer import JsonSchemaParser, TokenEnforcer, TokenEnforcerTokenizerData
         except ImportError:
             from .errors import MissingExtra
             raise MissingExtra("lm-format-enforcer", "research", "research mode on the hf backend") from None
         self.llm = llm
-        self.tokenizer = llm.pipeline.tokenizer
-        self.allowed = build_transformers_prefix_allowed_tokens_fn(self.tokenizer, JsonSchemaParser(CALL_SCHEMA))
+        self.tokenizer = tok = llm.pipeline.tokenizer
+        data = TokenEnforcerTokenizerData(_regular_tokens(tok), lambda ids: tok.decode(ids).rstrip("\ufffd"),
+                                          tok.eos_token_id, False, len(tok))
+        enforcer = TokenEnforcer(data, JsonSchemaParser(CALL_SCHEMA))
+        self.allowed = lambda batch_id, sent: enforcer.get_allowed_tokens(sent.tolist()).allowed_tokens
 
     def next_calls(self, question, gathered, history, today, left) -> list[Call]:
         import torch
