@@ -5,7 +5,9 @@ Endpoints (FastAPI, served by uvicorn, bound to 127.0.0.1 unless ``--host`` says
 * ``POST /ask`` — ``{"question", "since"?, "until"?, "stream"?}``: the answer as JSON (question, answer,
   sources, cited, abstained, timings), or, with ``"stream": true`` or ``Accept: text/event-stream``,
   Server-Sent Events: ``token`` (``{"text"}``) as generated, ``retraction`` if the checks withhold what was
-  streamed, then ``answer`` (the same JSON);
+  streamed, then ``answer`` (the same JSON); ``"research": "auto"|"always"|"never"`` lets the reader run
+  its own searches (:mod:`rag_news.research`), each one streamed first as a ``tool`` event
+  (``{"name", "arguments", "passages", "error"}``);
 * ``GET /search?q=...&k=5&since=&until=`` — the passages retrieval finds (no model involved);
 * ``GET /health`` — index counts and pass, which FAISS (CPU or GPU, and why), model, queue;
 * ``POST /v1/chat/completions`` (and ``GET /v1/models``) — OpenAI-compatible, streaming or not, so chat
@@ -40,7 +42,7 @@ import time
 import uuid
 from collections import deque
 from datetime import date
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -76,6 +78,7 @@ class AskRequest(BaseModel):
     since: date | None = None
     until: date | None = None
     stream: bool = False
+    research: Literal["auto", "always", "never"] | None = None  # the reader's own searches (rag_news.research)
 
 
 class ChatMessage(BaseModel):
@@ -147,7 +150,8 @@ class Service:
     def busy(self) -> Busy:
         return Busy(self.retry_after())
 
-    async def answer(self, question: str, since: str | None, until: str | None) -> AsyncIterator[Any]:
+    async def answer(self, question: str, since: str | None, until: str | None,
+                     research: str | None = None) -> AsyncIterator[Any]:
         """The stream's items (tokens, a retraction, the :class:`Answer`, then ``{"queue_wait_s"}``)."""
         if self._gate is None:
             self._gate = asyncio.Semaphore(1)
@@ -162,7 +166,7 @@ class Service:
         started = time.perf_counter()
         try:
             wait = started - queued
-            async for item in self._generate(question, since, until):
+            async for item in self._generate(question, since, until, research):
                 yield item
             self.served += 1
             yield {"queue_wait_s": round(wait, 3)}
@@ -170,12 +174,13 @@ class Service:
             self._durations.append(time.perf_counter() - started)
             self._gate.release()
 
-    async def _generate(self, question: str, since: str | None, until: str | None) -> AsyncIterator[Any]:
+    async def _generate(self, question: str, since: str | None, until: str | None,
+                        research: str | None = None) -> AsyncIterator[Any]:
         """Run ``NewsQA.stream`` in a worker thread; stop it at the deadline or when the consumer goes."""
         loop, items, stop = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
 
         def work() -> None:
-            gen = self.qa.stream(question, since=since, until=until)
+            gen = self.qa.stream(question, since=since, until=until, **({"research": research} if research else {}))
             try:
                 for item in gen:
                     loop.call_soon_threadsafe(items.put_nowait, item)
@@ -350,7 +355,7 @@ def _routes(app, service: Service) -> None:
             return _mistake(e)
         if service.full():  # say so with the status code, before a stream starts
             return _mistake(service.busy())
-        events = service.answer(question, _iso(body.since), _iso(body.until))
+        events = service.answer(question, _iso(body.since), _iso(body.until), body.research)
         if body.stream or "text/event-stream" in request.headers.get("accept", ""):
             return await _sse(events, _ask_events)
         return await _complete(events, lambda a, wait: {**a.as_dict(), "queue_wait_s": wait})
@@ -424,6 +429,8 @@ def _ask_events(item) -> list[dict]:
         return [{"event": "retraction", "data": json.dumps({"reason": item.reason}, ensure_ascii=False)}]
     if isinstance(item, Answer):
         return [{"event": "answer", "data": json.dumps(item.as_dict(), ensure_ascii=False)}]
+    if hasattr(item, "as_dict"):  # a research-mode tool call (rag_news.tools.ToolCall)
+        return [{"event": "tool", "data": json.dumps(item.as_dict(), ensure_ascii=False)}]
     return [{"event": "done", "data": json.dumps(item)}]
 
 

@@ -235,3 +235,40 @@ def test_native_tool_calls_via_bind_tools_against_an_openai_compatible_server(mi
     forced = NativeDriver(qa.llm, tool_choice="search_news")  # the server holds a forced call to the schema
     calls = forced.next_calls(TWO_HOP, gathered_for(qa), [], "2026-11-23", 3)
     assert len(calls) == 1 and calls[0][0] == "search_news" and "query" in calls[0][1], calls
+
+
+# ------------------------------------------------------------------------------ each tool call visible
+def test_each_tool_call_is_an_sse_tool_event_and_a_cli_line(mini_index, monkeypatch, capsys):
+    """The server streams each call as a ``tool`` event before the answer's tokens (per-request
+    ``research``), the CLI prints ``searching: "..."``, and rag-news' own client reads the events back."""
+    import httpx
+
+    import rag_news.research as research
+    from rag_news.ask import print_answer
+    from rag_news.client import ServerQA
+    from rag_news.serve import Service, create_app
+    from servers import LiveServer
+
+    monkeypatch.setattr(research, "driver_for",
+                        lambda *a: Scripted([("search_news", {"query": "hospital wing beds"})],
+                                            [("open_article", {"n": 42})]))
+    qa = NewsQA(mini_index, llm=stub_reader("The wing has 36 beds [1]."))
+    with LiveServer(create_app(Service(qa))) as live:
+        body = {"question": TWO_HOP, "stream": True, "research": "always"}
+        with httpx.stream("POST", live.url + "/ask", json=body, timeout=120) as r:
+            lines = [line for line in r.iter_lines() if line.startswith(("event:", "data:"))]
+        events = [line.split(":", 1)[1].strip() for line in lines if line.startswith("event:")]
+        assert events[:2] == ["tool", "tool"] and events.index("token") > 1 and events[-2:] == ["answer", "done"]
+        first = json.loads(lines[lines.index("event: tool") + 1].split(":", 1)[1])
+        assert first["name"] == "search_news" and first["arguments"] == {"query": "hospital wing beds"}
+        assert first["passages"] and first["error"] is None
+        answer = json.loads(lines[[i for i, x in enumerate(lines) if x == "event: answer"][0] + 1].split(":", 1)[1])
+        assert answer["timings"]["tool_calls"] == 2
+        never = httpx.post(live.url + "/ask", json={"question": TWO_HOP, "research": "never"}, timeout=120).json()
+        assert "tool_calls" not in never["timings"]
+        relayed = [i for i in ServerQA(live.url).stream(TWO_HOP) if isinstance(i, ToolCall)]
+        assert relayed == []  # the server's setting is "never"; the request did not ask
+    qa_always = NewsQA(mini_index.replace(research="always"), llm=stub_reader("The wing has 36 beds [1]."))
+    print_answer(qa_always, TWO_HOP)
+    err = capsys.readouterr().err
+    assert 'searching: "hospital wing beds"' in err and "opening: [42] (error: there is no passage [42]" in err
