@@ -146,6 +146,7 @@ def valid_call(text: str) -> dict:
     return obj
 
 
+@pytest.mark.timeout(1800)  # one ~700-token prompt: seconds alone, many minutes on a loaded 2-core machine
 def test_qwen_tool_call_through_its_chat_template_on_llama_cpp(mini_index):
     from rag_news.research import driver_for
     from rag_news.research_drivers import TemplateDriver

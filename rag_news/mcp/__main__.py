@@ -20,8 +20,6 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--host", default="127.0.0.1", help="http: address to bind (loopback only; default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=8765, help="http: port (default 8765)")
     ap.add_argument("--path", default="/mcp", help="http: endpoint path (default /mcp)")
-    ap.add_argument("--research", choices=["auto", "always", "never"],
-                    help="ask_news' research mode when the call does not say (default: the research setting)")
     ap.add_argument("--warm", action="store_true", help="load the index and the model before serving "
                     "(default: on the first call that needs them, so the client's handshake is immediate)")
     add_answer_flags(ap)
@@ -44,8 +42,6 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--host {args.host}: the MCP server has no authentication and binds loopback "
                           "addresses only (127.0.0.1, ::1, localhost)")
     settings = answer_settings_from_args(args)
-    if args.research:
-        settings = settings.replace(research=args.research)
     qa = NewsQA(settings)
     if args.warm:
         qa.warm_up()
