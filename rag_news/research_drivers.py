@@ -86,15 +86,14 @@ def _complete(llm, prompt: str, **kwargs) -> str:
     return out["choices"][0]["text"]
 
 
-_TOOL_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*(?:</tool_call>|$)", re.DOTALL)
-
-
 def parse_tool_calls(text: str) -> list[Call]:
-    """The ``<tool_call>{"name", "arguments"}</tool_call>`` blocks of a Qwen-format reply."""
-    calls = []
-    for m in _TOOL_CALL.finditer(text):
+    """The ``{"name", "arguments"}`` calls of a Qwen-format reply (``<tool_call>`` blocks). Each object is
+    read with ``raw_decode`` from its ``{"name"``, so what follows it (a stray ``}`` seen from the 1.5B
+    model, a missing ``</tool_call>``, a next call) does not lose it."""
+    decoder, calls = json.JSONDecoder(), []
+    for m in re.finditer(r'\{\s*"name"', text):
         try:
-            obj = json.loads(m.group(1))
+            obj, _ = decoder.raw_decode(text, m.start())
         except json.JSONDecodeError:
             continue
         if isinstance(obj, dict) and obj.get("name"):
