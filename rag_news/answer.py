@@ -478,8 +478,8 @@ class NewsQA:
         return compress_passages(question, docs, self.sentence_vectors, budget) if budget and docs else docs
 
     def stream(self, question: str, since: str | None = None, until: str | None = None,
-               history: Sequence[Any] | None = None, options: Any = None, **knobs: Any
-               ) -> Iterator[str | Retraction | Answer]:
+               history: Sequence[Any] | None = None, options: Any = None, research: str | None = None,
+               **knobs: Any) -> Iterator[str | Retraction | Answer]:
         """Yield answer text pieces as they are generated, then a :class:`Retraction` if the checks
         withheld what was streamed, then the final :class:`Answer`. Closing the generator early stops
         the model.
@@ -487,10 +487,19 @@ class NewsQA:
         ``history``: the conversation so far (``{"role", "content"}`` dicts or earlier :class:`Answer` s):
         a follow-up is rewritten into a standalone question first (:mod:`rag_news.conversation`).
         ``options`` (a :class:`~rag_news.conversation.AskOptions`) or its fields as keywords (``today``,
-        ``k``, ``outlets``, ``safe_mode``, ``style``, ``max_tokens``, ``temperature``, ``stop``)."""
+        ``k``, ``outlets``, ``safe_mode``, ``style``, ``max_tokens``, ``temperature``, ``stop``).
+        ``research``: auto | always | never for this question (default: the setting); in research mode
+        the reader's tool calls (:class:`~rag_news.tools.ToolCall`) come first."""
         from .conversation import AskOptions
+        from .research import stream_research, uses_research
         question = check_question(question)
         opts = options or AskOptions(**knobs)
+        if uses_research(self.settings, question, research):
+            if history:  # the follow-up made standalone first, as on the one-retrieval path
+                self.llm
+                question = self._turn_input(question, history, opts)[0]["question"]
+            yield from stream_research(self, question, since=since, until=until)
+            return
         chain = self.chain()  # loads the model before anything is timed
         from .llm import interrupt
         interrupt(self._llm, False)  # a stop asked for the previous question does not stop this one
@@ -546,10 +555,10 @@ class NewsQA:
 
     def ask(self, question: str, since: str | None = None, until: str | None = None,
             on_token: Callable[[str], None] | None = None, history: Sequence[Any] | None = None,
-            **options: Any) -> Answer:
-        """The whole :class:`Answer` (``history`` and ``options``: as for :meth:`stream`)."""
+            research: str | None = None, **options: Any) -> Answer:
+        """The whole :class:`Answer` (``history``, ``research`` and ``options``: as for :meth:`stream`)."""
         result = None
-        for item in self.stream(question, since=since, until=until, history=history, **options):
+        for item in self.stream(question, since=since, until=until, history=history, research=research, **options):
             if isinstance(item, Answer):
                 result = item
             elif isinstance(item, str) and on_token:

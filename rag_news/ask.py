@@ -126,6 +126,8 @@ def print_answer(qa, question: str, stream: bool = True, since: str | None = Non
             answer = item
         elif isinstance(item, Retraction):
             print(f"\n[withdrawn: {item.reason}]")
+        elif not isinstance(item, str):  # a research-mode tool call (rag_news.tools.ToolCall)
+            print(item.line(), file=sys.stderr, flush=True)
         elif stream:
             sys.stdout.write(item)
             sys.stdout.flush()

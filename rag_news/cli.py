@@ -62,12 +62,15 @@ def add_answer_flags(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--context-tokens", type=int, help="keep only the passage sentences closest to the "
                    "question, up to this many tokens (default: by reader, see README; 0 = whole passages)")
     g.add_argument("--reranker", help="cross-encoder id or folder to rerank passages")
+    g.add_argument("--research", choices=["auto", "always", "never"], help="let the reader run its own "
+                   "searches (rag_news.research): auto = only for questions that compare, order or sum two "
+                   "things (default: never)")
     g.add_argument("--base-url", dest="llm_base_url", help="openai/mistral backends: server URL, e.g. "
                    "http://127.0.0.1:8000/v1")
 
 
 _ANSWER_KEYS = ("k", "since", "until", "today", "backend", "llm_model", "quantization", "max_new_tokens", "temperature",
-                "context_tokens", "reranker", "llm_base_url")
+                "context_tokens", "reranker", "llm_base_url", "research")
 
 
 def answer_settings_from_args(args: argparse.Namespace) -> Settings:

@@ -83,6 +83,9 @@ def _item(event: str, data: dict):
         return Retraction(data["reason"])
     if event == "answer":
         return answer_from_dict(data)
+    if event == "tool":  # a research-mode tool call
+        from .tools import ToolCall
+        return ToolCall(data["name"], data.get("arguments") or {}, data.get("passages"), data.get("error"))
     if event == "error":
         raise RagNewsError(f"server: {data['error']['message']}")
     return None

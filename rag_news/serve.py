@@ -6,7 +6,9 @@ Endpoints (FastAPI, served by uvicorn, bound to 127.0.0.1 unless ``--host`` says
   "today"?, "safe_mode"?}``: the answer as JSON (question, answer,
   sources, cited, abstained, timings), or, with ``"stream": true`` or ``Accept: text/event-stream``,
   Server-Sent Events: ``token`` (``{"text"}``) as generated, ``retraction`` if the checks withhold what was
-  streamed, then ``answer`` (the same JSON);
+  streamed, then ``answer`` (the same JSON); ``"research": "auto"|"always"|"never"`` lets the reader run
+  its own searches (:mod:`rag_news.research`), each one streamed first as a ``tool`` event
+  (``{"name", "arguments", "passages", "error"}``);
 * ``GET /search?q=...&k=5&since=&until=`` — the passages retrieval finds (no model involved);
 * ``GET /health`` — index counts and pass, which FAISS (CPU or GPU, and why), model, queue;
 * ``POST /v1/chat/completions`` (and ``GET /v1/models``) — OpenAI-compatible, streaming or not, so chat
@@ -45,7 +47,7 @@ import time
 import uuid
 from collections import deque
 from datetime import date
-from typing import Annotated, Any, AsyncIterator
+from typing import Annotated, Any, AsyncIterator, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -91,6 +93,7 @@ class AskRequest(BaseModel):
                                                                  description="only these outlets (site names or hosts)")
     today: date | None = Field(None, description="answer as on this date (default: the real date now)")
     safe_mode: bool | None = Field(None, description="the guardrail instruction (Mistral: safe_prompt)")
+    research: Literal["auto", "always", "never"] | None = None  # the reader's own searches (rag_news.research)
 
 
 class ChatMessage(BaseModel):
@@ -190,7 +193,7 @@ class Service:
             raise Busy(min(retry, int(self.max_generation_s * (self.queue_size + 1))), ticket=ticket)
 
     async def answer(self, question: str, since: str | None, until: str | None, history: list | None = None,
-                     options: Any = None) -> AsyncIterator[Any]:
+                     options: Any = None, research: str | None = None) -> AsyncIterator[Any]:
         """The stream's items (tokens, a retraction, the :class:`Answer`, then ``{"queue_wait_s"}``)."""
         if self._gate is None:
             self._gate = asyncio.Semaphore(1)
@@ -205,7 +208,7 @@ class Service:
         started = time.perf_counter()
         try:
             wait = started - queued
-            async for item in self._generate(question, since, until, history, options):
+            async for item in self._generate(question, since, until, history, options, research):
                 yield item
             self.served += 1
             yield {"queue_wait_s": round(wait, 3)}
@@ -214,12 +217,12 @@ class Service:
             self._gate.release()
 
     async def _generate(self, question: str, since: str | None, until: str | None, history: list | None = None,
-                        options: Any = None) -> AsyncIterator[Any]:
+                        options: Any = None, research: str | None = None) -> AsyncIterator[Any]:
         """Run ``NewsQA.stream`` in a worker thread; stop it at the deadline or when the consumer goes."""
         loop, items, stop = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
 
         def work() -> None:
-            gen = self.qa.stream(question, since=since, until=until, history=history, options=options)
+            gen = self.qa.stream(question, since=since, until=until, history=history, options=options, research=research)
             try:
                 for item in gen:
                     loop.call_soon_threadsafe(items.put_nowait, item)
@@ -429,7 +432,8 @@ def _routes(app, service: Service) -> None:
             if turns is None:
                 return _error(404, "no such conversation", "not_found")
             history = history_of(turns)
-        events = service.answer(question, _iso(body.since), _iso(body.until), history=history, options=options)
+        events = service.answer(question, _iso(body.since), _iso(body.until), history=history, options=options,
+                                research=body.research)
         if cid is not None:
             events = recorded(events, service.conversations, owner, cid, question)
         extra = {"conversation_id": cid} if cid is not None else {}
@@ -511,6 +515,8 @@ def _ask_events(item, extra: dict | None = None) -> list[dict]:
         return [{"event": "retraction", "data": json.dumps({"reason": item.reason}, ensure_ascii=False)}]
     if isinstance(item, Answer):
         return [{"event": "answer", "data": json.dumps({**item.as_dict(), **(extra or {})}, ensure_ascii=False)}]
+    if hasattr(item, "as_dict"):  # a research-mode tool call (rag_news.tools.ToolCall)
+        return [{"event": "tool", "data": json.dumps(item.as_dict(), ensure_ascii=False)}]
     return [{"event": "done", "data": json.dumps(item)}]
 
 

@@ -26,6 +26,7 @@ from .errors import ConfigError
 
 ENV_PREFIX = "RAG_NEWS_"
 BACKENDS = ("hf", "llamacpp", "openai", "mistral")
+RESEARCH_MODES = ("auto", "always", "never")
 QUANTIZATIONS = ("auto", "nf4", "fp4", "int8", "none")
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -143,6 +144,10 @@ class Settings:
     llm_base_url: str | None = None  # openai / mistral endpoint
     llm_api_key: str | None = None  # else OPENAI_API_KEY / MISTRAL_API_KEY
     request_timeout: float = 120.0
+    # research mode (rag_news.research): the reader runs its own searches before answering
+    research: str = "never"  # never: one retrieval | auto: rules pick multi-article questions | always
+    research_max_calls: int = 3  # tool calls (search_news / open_article) the reader may make per question
+    research_tool_format: str = "auto"  # llama.cpp readers: auto (template tools if it has them) | template | grammar
     # progress bars: None = only when stderr is a terminal
     progress: bool | None = None
 
@@ -289,6 +294,12 @@ class Settings:
                     raise ConfigError(f"{name} expects a date like 2026-11-01, got {value!r}") from None
         if self.max_conversations < 1 or self.conversation_days <= 0:
             raise ConfigError("max_conversations must be at least 1 and conversation_days positive")
+        if self.research not in RESEARCH_MODES:
+            raise ConfigError(f"research must be one of {', '.join(RESEARCH_MODES)}")
+        if self.research_tool_format not in ("auto", "template", "grammar"):
+            raise ConfigError("research_tool_format must be auto, template or grammar")
+        if not 1 <= self.research_max_calls <= 10:
+            raise ConfigError("research_max_calls must be between 1 and 10")
         if self.context_tokens is not None and 0 < self.context_tokens < 32:
             raise ConfigError("context_tokens must be 0 (whole passages) or at least 32")
 

