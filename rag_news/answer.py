@@ -495,8 +495,9 @@ class NewsQA:
         question = check_question(question)
         opts = options or AskOptions(**knobs)
         if uses_research(self.settings, question, research):
+            from .llm import interrupt
+            interrupt(self.llm, False)  # a stop asked for the previous question does not stop this one
             if history:  # the follow-up made standalone first, as on the one-retrieval path
-                self.llm
                 question = self._turn_input(question, history, opts)[0]["question"]
             yield from stream_research(self, question, since=since, until=until)
             return

@@ -41,7 +41,7 @@ class GatedStubReader:
     def __init__(self):
         self.started, self.go = [], {}
 
-    def stream(self, question: str, since=None, until=None):
+    def stream(self, question: str, since=None, until=None, **request):  # history, options, research: unused
         self.started.append(question)
         self.go.setdefault(question, threading.Event()).wait(60)
         yield Answer(question=question, answer="ok", sources=[], abstained=False, cited=[], timings={})

@@ -81,10 +81,12 @@
     return out;
   }
 
-  async function withRetry(call, box) {  // 429: say busy, wait Retry-After, try again
+  async function withRetry(call, box) {  // 429: say busy, wait Retry-After, try again with the queue ticket
+    let ticket = null;  // the server's Queue-Ticket: a retry that sends it back keeps its place in the line
     for (let attempt = 0; ; attempt++) {
-      const r = await call();
+      const r = await call(ticket ? {"Queue-Ticket": ticket} : {});
       if (r.status !== 429 || attempt >= MAX_RETRIES) return r;
+      ticket = r.headers.get("Queue-Ticket") || ticket;
       const wait = Math.min(30, parseInt(r.headers.get("Retry-After") || "2", 10) || 2);
       let note = box.querySelector(".busy");
       if (!note) { note = el("div", "busy"); box.append(note); }
@@ -125,8 +127,8 @@
     }
     box.setAttribute("aria-busy", "true");
     const body = Object.assign({question: q, stream: true, conversation_id: conversation || "new"}, filters());
-    const r = await withRetry(() => fetch("/ask", {method: "POST", body: JSON.stringify(body),
-      headers: headers({"Content-Type": "application/json", "Accept": "text/event-stream"})}), box);
+    const r = await withRetry((t) => fetch("/ask", {method: "POST", body: JSON.stringify(body),
+      headers: headers({"Content-Type": "application/json", "Accept": "text/event-stream", ...t})}), box);
     const busy = box.querySelector(".busy"); if (busy) busy.remove();
     if (!r.ok) { box.classList.add("error"); text.textContent = "Error: " + await errorText(r); box.removeAttribute("aria-busy"); return; }
     await readEvents(r, (event, data) => {
@@ -147,7 +149,7 @@
     if (f.since) params.set("since", f.since);
     if (f.until) params.set("until", f.until);
     for (const o of f.outlets || []) params.append("outlet", o);
-    const r = await withRetry(() => fetch("/search?" + params, {headers: headers()}), box);
+    const r = await withRetry((t) => fetch("/search?" + params, {headers: headers(t)}), box);
     const busy = box.querySelector(".busy"); if (busy) busy.remove();
     if (!r.ok) { box.classList.add("error"); box.querySelector(".text").textContent = "Error: " + await errorText(r); return; }
     const j = await r.json();
