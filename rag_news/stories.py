@@ -35,7 +35,7 @@ NUM_PERM = 128
 BANDS, ROWS = 32, 4  # LSH: P(candidate) = 1-(1-J^4)^32: 0.86 at J=0.3, 0.99 at J=0.45
 LEAD_CHARS = 600
 _WORD = re.compile(r"\w+", re.UNICODE)
-_NAME = re.compile(r"\b[A-Z][\w'’-]*[a-z][\w'’-]*(?:\s+[A-Z][\w'’-]*[a-z][\w'’-]*)*|\b[A-Z]{2,}\b")
+_NAME = re.compile(r"\b[A-Z][\w'’-]*[a-z][\w'’-]*(?:[ ]+[A-Z][\w'’-]*[a-z][\w'’-]*)*|\b[A-Z]{2,}\b")
 _FIGURE = re.compile(r"\d[\d,.]*\d|\d")
 _COMMON = frozenset(
     "A An And As At But By For From He Her His How I In It Its Mr Mrs Ms Dr New No Of On Or She So That The "

@@ -9,6 +9,8 @@ Every page is one story, first run by its own site. Deterministic (``random.Rand
 * **write-ups** (one page in four): a short independent-style report: a new headline, a sentence of its
   own, and 3 sentences of the story's lead reordered (a proxy for an outlet's own write-up: it shares the
   names and figures, not the text; no LLM rewrites here);
+* **the same event from the dev pages' own outlets**: three pages report one announcement (``SAME_EVENT``),
+  one story of three outlets;
 * **hard negatives**: each page's nearest other page (TF-IDF cosine over the bodies) is listed as a pair of
   *different* stories on the same topic; every copy runs under an outlet's template that other stories of
   that outlet share too (shared furniture must not make a story).
@@ -51,6 +53,9 @@ NOTES = ["Editor's note: This story has been updated with additional information
          "Editor's note: An earlier version of this article misstated a detail; it has been corrected.",
          "Editor's note: This article was originally published by a partner outlet and is republished here."]
 HEAD_PREFIX = ["", "UPDATE: ", "Breaking: ", "Analysis: ", "WATCH: "]
+# Pages of the dev set that report the same event (found when the first sweep joined them, then read):
+# Billboard, Rolling Stone and cleveland.com on the Doobie Brothers' 2020 reunion tour with Michael McDonald.
+SAME_EVENT = {"ac1bfdd4c510": "9cb8224b660f", "35b158918c67": "9cb8224b660f"}
 SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z“\"])")
 
 
@@ -120,7 +125,7 @@ def nearest_pairs(pages: list[dict]) -> list[tuple[str, str, float]]:
         sims = [(sum(x * vecs[j].get(w, 0.0) for w, x in a.items()), j) for j in range(len(vecs)) if j != i]
         s, j = max(sims)
         out.add((min(pages[i]["id"], pages[j]["id"]), max(pages[i]["id"], pages[j]["id"]), round(s, 3)))
-    return sorted(out)
+    return sorted((a, b, s) for a, b, s in out if SAME_EVENT.get(a, a) != SAME_EVENT.get(b, b))
 
 
 def build() -> tuple[list[dict], list]:
@@ -133,18 +138,19 @@ def build() -> tuple[list[dict], list]:
         rng = random.Random(f"{SEED}:{p['id']}")
         day = base + timedelta(days=rng.randrange(12))
         host = urlsplit(p["url"]).hostname or ""
-        rows.append({"id": p["id"], "story": p["id"], "kind": "original", "ops": [], "url": p["url"],
+        story = SAME_EVENT.get(p["id"], p["id"])
+        rows.append({"id": p["id"], "story": story, "kind": "original", "ops": [], "url": p["url"],
                      "site_name": None, "outlet": host.removeprefix("www."), "title": p["title"],
                      "published": day.isoformat(), "text": p["body"]})
         for n, outlet in enumerate(rng.sample(OUTLETS, 2 if rng.random() < 2 / 3 else 1)):
             text, ops = copy_of(p, outlet, rng)
-            rows.append({"id": f"{p['id']}-c{n}", "story": p["id"], "kind": "copy", "ops": ops + ["new headline"],
+            rows.append({"id": f"{p['id']}-c{n}", "story": story, "kind": "copy", "ops": ops + ["new headline"],
                          "url": f"https://{outlet[1]}/news/{p['id']}-{n}", "site_name": outlet[0],
                          "outlet": outlet[0], "title": rewrite_headline(p["title"], rng),
                          "published": (day + timedelta(days=rng.randrange(2))).isoformat(), "text": text})
         if rng.random() < 0.25:
             outlet = rng.choice(OUTLETS)
-            rows.append({"id": f"{p['id']}-w", "story": p["id"], "kind": "writeup", "ops": ["own write-up"],
+            rows.append({"id": f"{p['id']}-w", "story": story, "kind": "writeup", "ops": ["own write-up"],
                          "url": f"https://{outlet[1]}/report/{p['id']}", "site_name": outlet[0],
                          "outlet": outlet[0], "title": rewrite_headline(p["title"], rng),
                          "published": (day + timedelta(days=rng.randrange(3))).isoformat(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import itertools
 import json
 import os
@@ -123,7 +124,13 @@ def main() -> None:
     settings = Settings.load(embedding_model=args.model, progress=False)
     emb = Embedder(settings).warm_up()
     t = time.perf_counter()
-    leads = stories.embed_leads(emb, [stories.lead_text(a["title"], a["text"]) for a in arts])
+    texts = [stories.lead_text(a["title"], a["text"]) for a in arts]
+    cache = Path(tempfile.gettempdir()) / f"rag-news-story-leads-{hashlib.sha1((args.model + repr(texts)).encode()).hexdigest()[:16]}.npy"
+    if cache.exists():  # the lead vectors of this set and model, from an earlier run
+        leads = np.load(cache)
+    else:
+        leads = stories.embed_leads(emb, texts)
+        np.save(cache, leads)
     print(f"{len(arts)} articles, {len({a['story'] for a in arts})} stories, {len(negatives)} hard-negative pairs; "
           f"leads embedded with {args.model} in {time.perf_counter() - t:.1f}s")
     if args.sweep:
