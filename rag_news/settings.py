@@ -115,7 +115,7 @@ class Settings:
     # stories across outlets (rag_news.stories; thresholds chosen on benchmarks/stories, see RESULTS.md)
     stories: bool = True  # assign each new / changed article to a story at index time
     story_copy_threshold: float = 0.45  # MinHash-estimated Jaccard of word 2-grams: a near-copy
-    story_lead_threshold: float = 0.8  # cosine of title+lead embeddings: a candidate independent write-up ...
+    story_lead_threshold: float = 0.75  # cosine of title+lead embeddings: a candidate independent write-up ...
     story_min_shared: int = 3  # ... confirmed by at least this many shared names / figures
     story_window_days: float = 3.0  # write-ups are looked for this many days either side of the article's day
     # answer

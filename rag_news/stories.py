@@ -49,7 +49,7 @@ class StoryParams:
     """The grouping's thresholds (``Settings.story_*``)."""
 
     copy_threshold: float = 0.45
-    lead_threshold: float = 0.8
+    lead_threshold: float = 0.75
     min_shared: int = 3
     window_days: float = 3.0
 

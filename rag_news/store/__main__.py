@@ -8,6 +8,8 @@
 * ``copy-to-milvus URI``  copy the FAISS index (records, texts, chunks, the stored vectors: nothing is
   embedded again) into Milvus at URI (a Milvus Lite path or http://host:19530), collections
   ``--milvus-collection`` (default rag_news)
+* ``restory``  re-form every story (rag_news.stories) from the stored articles with the current
+  ``story_*`` settings (any backend, ``--index-backend``); stored lead vectors are reused
 
 Exit status 0, or 1 with a one-line error (1 also when ``check`` finds problems).
 """
@@ -57,15 +59,34 @@ def copy_to_milvus(settings: Settings, uri: str, name: str = "rag_news") -> dict
     return out
 
 
+def restory(settings: Settings) -> dict:
+    """Re-form the stories of the index ``settings`` name (see :func:`rag_news.stories.restory`)."""
+    from ..pipeline import open_index
+    from ..stories import StoryParams, restory as re_form
+
+    store = open_index(settings.index_dir, settings)
+    try:
+        with store.writer():
+            return {"index_dir": str(settings.index_dir), **re_form(store, StoryParams.from_settings(settings))}
+    finally:
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=["info", "check", "compact", "migrate", "copy-to-milvus"])
+    ap.add_argument("command", choices=["info", "check", "compact", "migrate", "copy-to-milvus",
+                                           "restory"])
     ap.add_argument("uri", nargs="?", help="copy-to-milvus: where to (a path for Milvus Lite, or http://host:19530)")
     ap.add_argument("--milvus-collection", default="rag_news", help="copy-to-milvus: collection name prefix")
     ap.add_argument("--index-dir", help="index folder (default: settings' index_dir)")
     ap.add_argument("--config", help="TOML settings file (default: $RAG_NEWS_CONFIG)")
+    ap.add_argument("--index-backend", choices=["faiss", "milvus"], help="restory: the index backend")
     args = ap.parse_args(argv)
-    settings = Settings.load(config=args.config, index_dir=args.index_dir)
+    settings = Settings.load(config=args.config, index_dir=args.index_dir,
+                             **({"index_backend": args.index_backend} if args.index_backend else {}))
+    if args.command == "restory":
+        print(json.dumps(restory(settings)))
+        return 0
     if args.command == "migrate":
         from .legacy import is_legacy, migrate
 
