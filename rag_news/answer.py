@@ -62,6 +62,8 @@ class Source:
     published: str | None
     text: str = field(default="", repr=False)
     score: float | None = None
+    story: str | None = None  # the story the article belongs to (rag_news.stories)
+    carried_by: list[str] = field(default_factory=list)  # the outlets that carry that story
 
 
 @dataclass
@@ -92,7 +94,9 @@ class Answer:
     def as_dict(self) -> dict[str, Any]:
         return {
             "question": self.question, "answer": self.answer,
-            "sources": [{"n": s.n, "url": s.url, "title": s.title, "published": s.published} for s in self.sources],
+            "sources": [{"n": s.n, "url": s.url, "title": s.title, "published": s.published,
+                         **({"story": s.story, "outlets": len(s.carried_by), "carried_by": s.carried_by}
+                            if s.story else {})} for s in self.sources],
             "cited": self.cited, "citations_added": self.citations_added, "bad_citations": self.bad_citations,
             "unsupported_citation": self.unsupported_citation, "abstained": self.abstained, "note": self.note,
             "raw_answer": self.raw_answer, "retrieved": self.retrieved, "timings": self.timings,
@@ -256,7 +260,8 @@ def build_chain(retriever, llm, compress: Callable[[str, list[Document]], list[D
     """
     def find(x: dict) -> list[Document]:
         if hasattr(retriever, "search"):
-            docs = retriever.search(x["question"], k=k, since=x.get("since"), until=x.get("until"))
+            per_story = {"max_per_story": x["max_per_story"]} if x.get("max_per_story") is not None else {}
+            docs = retriever.search(x["question"], k=k, since=x.get("since"), until=x.get("until"), **per_story)
         else:
             docs = retriever.invoke(x["question"])
         return compress(x["question"], docs) if compress is not None and docs else docs
@@ -373,6 +378,7 @@ class NewsQA:
                     from .retrieve import NewsRetriever
                     self._retriever = NewsRetriever(
                         index=self.index, k=self.settings.k or 5, since=self.settings.since, until=self.settings.until,
+                        max_per_story=self.settings.max_per_story,
                         today=self.today, reranker=self._load_reranker())
         return self._retriever
 
@@ -445,18 +451,18 @@ class NewsQA:
         budget = self.context_budget()
         return compress_passages(question, docs, self.sentence_vectors, budget) if budget and docs else docs
 
-    def stream(self, question: str, since: str | None = None, until: str | None = None
-               ) -> Iterator[str | Retraction | Answer]:
+    def stream(self, question: str, since: str | None = None, until: str | None = None,
+               max_per_story: int | None = None) -> Iterator[str | Retraction | Answer]:
         """Yield answer text pieces as they are generated, then a :class:`Retraction` if the checks
         withheld what was streamed, then the final :class:`Answer`. Closing the generator early stops
-        the model."""
+        the model. ``max_per_story``: passages per story for this question (default: the settings')."""
         question = check_question(question)
         chain = self.chain()  # loads the model before anything is timed
         from .llm import interrupt
         interrupt(self._llm, False)  # a stop asked for the previous question does not stop this one
         t0 = time.perf_counter()
         docs, pieces, t1 = [], [], None
-        stream = chain.stream({"question": question, "since": since, "until": until})
+        stream = chain.stream({"question": question, "since": since, "until": until, "max_per_story": max_per_story})
         try:
             def tokens():
                 nonlocal docs, t1
@@ -482,9 +488,9 @@ class NewsQA:
         yield answer
 
     def ask(self, question: str, since: str | None = None, until: str | None = None,
-            on_token: Callable[[str], None] | None = None) -> Answer:
+            on_token: Callable[[str], None] | None = None, max_per_story: int | None = None) -> Answer:
         result = None
-        for item in self.stream(question, since=since, until=until):
+        for item in self.stream(question, since=since, until=until, max_per_story=max_per_story):
             if isinstance(item, Answer):
                 result = item
             elif isinstance(item, str) and on_token:
@@ -510,6 +516,7 @@ class NewsQA:
                         cited=[], timings={"retrieve": round(t_retrieve, 3), "generate": round(t_generate, 3)},
                         model=info.model if info else None, relevance=None if rel is None else round(rel, 4),
                         retrieved=list(dict.fromkeys(d.metadata.get("url", "") for d in docs)))
+        self._story_sources(answer.sources, docs)
         if not docs:
             answer.note = "no indexed passage matched the question"
         elif text == ABSTAIN and rel is not None and rel < self.relevance_floor():
@@ -526,6 +533,16 @@ class NewsQA:
                 return answer
         self._cite(answer, text, question, docs)
         return answer
+
+    def _story_sources(self, sources: list[Source], docs: list[Document]) -> None:
+        """Each source's story and the outlets that carry it (where the index keeps stories)."""
+        from .stories import stories_of
+
+        keys = [d.metadata.get("key") or d.metadata.get("url") for d in docs]
+        found = stories_of(self.index, [k for k in keys if k]) if keys else {}
+        for src, key in zip(sources, keys):
+            if key in found:
+                src.story, src.carried_by = found[key]["story"], found[key]["outlets"]
 
     @staticmethod
     def _cite(answer: Answer, text: str, question: str, docs: list[Document]) -> None:

@@ -6,7 +6,9 @@ Endpoints (FastAPI, served by uvicorn, bound to 127.0.0.1 unless ``--host`` says
   sources, cited, abstained, timings), or, with ``"stream": true`` or ``Accept: text/event-stream``,
   Server-Sent Events: ``token`` (``{"text"}``) as generated, ``retraction`` if the checks withhold what was
   streamed, then ``answer`` (the same JSON);
-* ``GET /search?q=...&k=5&since=&until=`` — the passages retrieval finds (no model involved);
+* ``GET /search?q=...&k=5&since=&until=&max_per_story=`` — the passages retrieval finds (no model involved);
+* ``GET /stories?since=&until=&limit=`` — the period's stories across outlets (rag_news.stories), most
+  outlets first: ``{"stories": [{"id", "title", "outlets", "first_seen", "last_updated", "articles"}]}``;
 * ``GET /health`` — index counts and pass, which FAISS (CPU or GPU, and why), model, queue;
 * ``POST /v1/chat/completions`` (and ``GET /v1/models``) — OpenAI-compatible, streaming or not, so chat
   front-ends can use it: the last user message is the question; the sources follow the answer.
@@ -330,17 +332,28 @@ def _routes(app, service: Service) -> None:
 
     @app.get("/search", responses=_errors(400, 429, 503))
     def search(request: Request, q: str = Query(min_length=1, max_length=MAX_QUESTION_CHARS),
-               k: int = Query(5, ge=1, le=50), since: date | None = None, until: date | None = None):
+               k: int = Query(5, ge=1, le=50), since: date | None = None, until: date | None = None,
+               max_per_story: int | None = Query(None, ge=0, le=50)):
         wait = request.app.state.search_limit.take(request.client.host if request.client else "?")
         if wait:
             return _mistake(Busy(wait, "over the search rate limit, retry shortly"))
         try:
-            docs = service.qa.retriever.search(check_question(q), k=k, since=_iso(since), until=_iso(until))
+            docs = service.qa.retriever.search(check_question(q), k=k, since=_iso(since), until=_iso(until),
+                                               max_per_story=max_per_story)
         except RagNewsError as e:
             return _mistake(e)
         return {"query": q, "passages": [{"n": n, "url": d.metadata.get("url"), "title": d.metadata.get("title"),
                                           "published": d.metadata.get("published"), "score": d.metadata.get("score"),
                                           "text": d.page_content} for n, d in enumerate(docs, 1)]}
+
+    @app.get("/stories", responses=_errors(400, 503))
+    def stories(since: date | None = None, until: date | None = None, limit: int | None = Query(None, ge=1)):
+        from .stories import list_stories
+
+        try:
+            return list_stories(service.qa.index, _iso(since), _iso(until), limit)
+        except RagNewsError as e:
+            return _mistake(e)
 
     @app.post("/ask", responses={**_JSON_OR_SSE, **_errors(400, 429, 503, 504)})
     async def ask(body: AskRequest, request: Request):

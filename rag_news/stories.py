@@ -277,3 +277,51 @@ def stories_of(store, keys: list[str]) -> dict[str, dict]:
         if e.get("outlet") not in names:
             names.append(e.get("outlet"))
     return {k: {"story": e["story"], "outlets": outlets.get(e["story"], [e.get("outlet")])} for k, e in own.items()}
+
+
+# ------------------------------------------------------------------------------------------- CLI
+PROG = "python -m rag_news.stories"
+
+
+def _print(listing: dict) -> None:
+    for s in listing["stories"]:
+        span = f"{(s['first_seen'] or '?')[:10]} .. {(s['last_updated'] or '?')[:10]}"
+        print(f"{s['outlets']:>3} outlet(s)  {s['title']}  [{span}]")
+        for a in s["articles"]:
+            print(f"      {a['outlet'] or '?'}: {a['title']}  {a['url']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rag_news.stories [--since DATE] [--until DATE] [--limit N] [--json]``: the period's stories
+    ranked by number of outlets, each with its articles."""
+    import argparse
+    import json
+
+    from .cli import add_settings_flags, settings_from_args
+    from .pipeline import open_index
+    from .retrieve import parse_since
+
+    ap = argparse.ArgumentParser(prog=PROG, description=main.__doc__.splitlines()[0])
+    ap.add_argument("--since", help="stories with an article dated on or after this date (YYYY-MM-DD)")
+    ap.add_argument("--until", help="... on or before this date (YYYY-MM-DD)")
+    ap.add_argument("--limit", type=int, help="at most this many stories")
+    ap.add_argument("--json", action="store_true", help='JSON: {"stories": [{"id", "title", "outlets", ...}]}')
+    add_settings_flags(ap)
+    args = ap.parse_args(argv)
+    settings = settings_from_args(args)
+    store = open_index(settings.index_dir, settings)
+    try:
+        listing = list_stories(store, parse_since(args.since), parse_since(args.until, "--until"), args.limit)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(listing, ensure_ascii=False, indent=2))
+    else:
+        _print(listing)
+    return 0
+
+
+if __name__ == "__main__":
+    from .cli import run
+
+    run(main, PROG)

@@ -103,11 +103,16 @@ def test_restory_re_forms_every_story_with_new_parameters(tmp_path, small_embedd
     assert len(list_stories(idx)["stories"]) == len(idx)
 
 
-def test_the_pipeline_puts_a_rewritten_copy_in_the_story_of_its_original(tmp_path, settings, small_embedder):
-    from rag_news import index_urls, open_index
+@pytest.fixture(scope="module")
+def syndicated(tmp_path_factory, cache_dir, small_embedder):
+    """Three sample-site pages indexed by the real pipeline: the storm warning, a rewritten copy of it on
+    another outlet (its own headline, site name, an editor's note) and an unrelated article."""
+    from conftest import make_settings
+    from rag_news import index_urls
     from rag_news.sample_site import SITE_DIR, serve
 
-    site = tmp_path / "site"
+    tmp = tmp_path_factory.mktemp("syndicated")
+    site = tmp / "site"
     shutil.copytree(SITE_DIR, site)
     html = (site / "2026/11/storm-warning.html").read_text(encoding="utf-8")
     copy = re.sub(r"<title>.*?</title>", "<title>Amber warning: Orla to hit the coast | Metro Wire</title>", html, 1)
@@ -116,12 +121,69 @@ def test_the_pipeline_puts_a_rewritten_copy_in_the_story_of_its_original(tmp_pat
     at = copy.index("<p>", copy.index("<article"))
     copy = copy[:at] + "<p>Editor's note: this story was first published by The Larkspur Ledger.</p>" + copy[at:]
     (site / "2026/11/orla-wire.html").write_text(copy, encoding="utf-8")
+    settings = make_settings(tmp, cache_dir)
     with serve(site) as base:
         urls = [base + "2026/11/storm-warning.html", base + "2026/11/orla-wire.html", base + "2026/10/bridge-repairs.html"]
         report = index_urls(urls, settings, embedder=small_embedder)
+    return settings, urls, report
+
+
+def test_the_pipeline_puts_a_rewritten_copy_in_the_story_of_its_original(syndicated):
+    from rag_news import open_index
+
+    settings, urls, report = syndicated
     assert report.articles_new == 3
     index = open_index(settings.index_dir, settings)
     listed = list_stories(index)["stories"]
     assert [(len(s["articles"]), s["outlets"]) for s in listed] == [(2, 2), (1, 1)], listed
     assert sorted(a["outlet"] for a in listed[0]["articles"]) == ["Metro Wire", "The Larkspur Ledger"]
     assert stories.outlet(index.article(index.key_for_url(urls[2]))) in {a["outlet"] for a in listed[1]["articles"]}
+
+
+def test_retrieval_shows_one_passage_per_story_unless_asked_otherwise(syndicated):
+    from rag_news import open_index
+    from rag_news.retrieve import NewsRetriever
+
+    settings, urls, _ = syndicated
+    r = NewsRetriever(index=open_index(settings.index_dir, settings), read_dates=False)
+    capped = r.search("Storm Orla gusts on the coast", k=3)
+    assert len({d.metadata["story"] for d in capped}) == len(capped) == 2  # two stories in the index
+    free = r.search("Storm Orla gusts on the coast", k=4, max_per_story=0)
+    assert {d.metadata["url"] for d in free} >= set(urls[:2])  # both outlets' copies, uncapped
+    assert len(NewsRetriever(index=r.index, read_dates=False, max_per_story=2).search("Storm Orla", k=4)) > 2
+
+
+def test_sources_say_which_outlets_carry_the_story_with_a_stub_reader(syndicated):
+    from test_answer import stub_reader
+
+    from rag_news.answer import NewsQA
+
+    settings, urls, _ = syndicated
+    qa = NewsQA(settings.replace(min_relevance=0, context_tokens=0, k=2),
+                llm=stub_reader("Storm Orla brings gusts of 110 km/h to the coast [1]."))
+    answer = qa.ask("How strong will the gusts of Storm Orla be?")
+    storm = next(s for s in answer.as_dict()["sources"] if "Orla" in s["title"])
+    assert storm["outlets"] == 2 and sorted(storm["carried_by"]) == ["Metro Wire", "The Larkspur Ledger"]
+    more = qa.ask("How strong will the gusts of Storm Orla be?", max_per_story=0)
+    assert len({s.story for s in more.sources}) < len(more.sources)  # per request: copies allowed
+
+
+def test_stories_on_the_command_line_and_over_http(syndicated, capsys):
+    import httpx
+    from servers import LiveServer
+
+    from rag_news.answer import NewsQA
+    from rag_news.serve import Service, create_app
+    from rag_news.stories import main
+
+    settings, urls, _ = syndicated
+    assert main(["--index-dir", str(settings.index_dir), "--json", "--since", "2026-11-01"]) == 0
+    listed = json.loads(capsys.readouterr().out)["stories"]
+    assert [s["outlets"] for s in listed] == [2] and set(listed[0]["articles"][0]) == {"url", "outlet", "title",
+                                                                                         "published"}
+    assert main(["--index-dir", str(settings.index_dir)]) == 0
+    assert "2 outlet(s)" in capsys.readouterr().out
+    with LiveServer(create_app(Service(NewsQA(settings)))) as live:
+        got = httpx.get(live.url + "/stories", params={"until": "2026-10-31"}, timeout=60).json()
+        bad = httpx.get(live.url + "/stories", params={"since": "yesterday"}, timeout=60)
+    assert [len(s["articles"]) for s in got["stories"]] == [1] and bad.status_code in (400, 422)
