@@ -34,6 +34,7 @@ import numpy as np
 NUM_PERM = 128
 BANDS, ROWS = 32, 4  # LSH: P(candidate) = 1-(1-J^4)^32: 0.86 at J=0.3, 0.99 at J=0.45
 LEAD_CHARS = 600
+_PERMUTATIONS = None
 _WORD = re.compile(r"\w+", re.UNICODE)
 _NAME = re.compile(r"\b[A-Z][\w'’-]*[a-z][\w'’-]*(?:[ ]+[A-Z][\w'’-]*[a-z][\w'’-]*)*|\b[A-Z]{2,}\b")
 _FIGURE = re.compile(r"\d[\d,.]*\d|\d")
@@ -75,7 +76,10 @@ def signature(text: str) -> np.ndarray:
 
     words = _WORD.findall(text.lower())
     grams = {f"{a} {b}".encode() for a, b in zip(words, words[1:])} or {w.encode() for w in words}
-    m = MinHash(num_perm=NUM_PERM, seed=1)
+    global _PERMUTATIONS
+    if _PERMUTATIONS is None:  # drawing the permutations costs more than hashing an article: once
+        _PERMUTATIONS = MinHash(num_perm=NUM_PERM, seed=1).permutations
+    m = MinHash(num_perm=NUM_PERM, seed=1, permutations=_PERMUTATIONS, scheme="affine32")
     m.update_batch(list(grams))
     return m.hashvalues.astype(np.uint32)
 
@@ -83,7 +87,7 @@ def signature(text: str) -> np.ndarray:
 def bands(sig: Sequence[int]) -> list[str]:
     """The LSH band hashes of a signature (``BANDS`` bands of ``ROWS`` values)."""
     sig = np.asarray(sig, dtype=np.uint32)
-    return [f"{b}:{hashlib.blake2b(sig[b * ROWS:(b + 1) * ROWS].tobytes(), digest_size=8).hexdigest()}"
+    return [hashlib.blake2b(bytes([b]) + sig[b * ROWS:(b + 1) * ROWS].tobytes(), digest_size=8).hexdigest()
             for b in range(BANDS)]
 
 

@@ -5,7 +5,9 @@ One entry per article that belongs to a story (see :mod:`rag_news.stories`)::
     stories      key (the article) -> story id, day (published date, else first seen), data (JSON: url,
                  outlet, title, published, first_seen, terms), sig (MinHash signature, uint32), lead
                  (title+lead vector, float32)
-    story_bands  band hash -> key (the MinHash LSH buckets; a lookup is an index read per band)
+    story_bands  band hash (64-bit integer) -> key: the MinHash LSH buckets; a lookup is one index read per
+                 band. No index on key: an entry's bands are recomputed from its stored signature to delete
+                 them (half the pages written per pass)
 
 The tables are created by the first pass that writes a story entry (an index made before stories simply has
 none); readers of an index without them see no stories.
@@ -24,9 +26,8 @@ CREATE TABLE IF NOT EXISTS stories(key TEXT PRIMARY KEY, story TEXT NOT NULL, da
     sig BLOB, lead BLOB);
 CREATE INDEX IF NOT EXISTS stories_by_story ON stories(story);
 CREATE INDEX IF NOT EXISTS stories_by_day ON stories(day);
-CREATE TABLE IF NOT EXISTS story_bands(band TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY(band, key))
-    WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS story_bands_by_key ON story_bands(key)
+CREATE TABLE IF NOT EXISTS story_bands(band INTEGER NOT NULL, key TEXT NOT NULL, PRIMARY KEY(band, key))
+    WITHOUT ROWID
 """
 _COLUMNS = "key, story, day, data, sig, lead"
 
@@ -39,6 +40,21 @@ def ensure(conn: sqlite3.Connection) -> None:
 
 def _has(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE name='stories'").fetchone() is not None
+
+
+def _band(h: str) -> int:
+    """A band hash (16 hex digits) as a signed 64-bit SQLite integer."""
+    return int(h, 16) - (1 << 63)
+
+
+def _drop_bands(conn: sqlite3.Connection, keys: Iterable[str]) -> None:
+    from ..stories import bands
+
+    for key in keys:
+        row = conn.execute("SELECT sig FROM stories WHERE key=?", (key,)).fetchone()
+        if row and row[0]:
+            conn.executemany("DELETE FROM story_bands WHERE band=? AND key=?",
+                             [(_band(b), key) for b in bands(np.frombuffer(row[0], dtype=np.uint32))])
 
 
 def _entry(row) -> dict:
@@ -54,24 +70,24 @@ def write(conn: sqlite3.Connection, entries: dict[str, dict]) -> None:
     if not entries:
         return
     ensure(conn)
+    _drop_bands(conn, entries)
     for key, e in entries.items():
-        conn.execute("DELETE FROM story_bands WHERE key=?", (key,))
         data = {k: v for k, v in e.items() if k not in ("key", "story", "day", "sig", "lead", "bands")}
         sig = np.asarray(e.get("sig") or [], dtype=np.uint32).tobytes()
         lead = None if e.get("lead") is None else np.asarray(e["lead"], dtype=np.float32).tobytes()
         conn.execute(f"INSERT OR REPLACE INTO stories({_COLUMNS}) VALUES (?,?,?,?,?,?)",
                      (key, e["story"], e.get("day"), json.dumps(data, ensure_ascii=False), sig, lead))
         conn.executemany("INSERT OR IGNORE INTO story_bands(band, key) VALUES (?,?)",
-                         [(b, key) for b in e.get("bands") or []])
+                         [(_band(b), key) for b in e.get("bands") or []])
 
 
 def delete(conn: sqlite3.Connection, keys: Iterable[str]) -> None:
     """Drop the entries of removed articles (their stories keep their other articles)."""
     if not _has(conn):
         return
+    _drop_bands(conn, keys)
     for key in keys:
         conn.execute("DELETE FROM stories WHERE key=?", (key,))
-        conn.execute("DELETE FROM story_bands WHERE key=?", (key,))
 
 
 def clear(conn: sqlite3.Connection) -> None:
@@ -103,7 +119,7 @@ def keys_for_bands(conn: sqlite3.Connection, bands: list[str]) -> set[str]:
     if not bands or not _has(conn):
         return set()
     out: set[str] = set()
-    for part in _chunked(list(bands)):
+    for part in _chunked([_band(b) for b in bands]):
         out |= {k for k, in conn.execute(
             f"SELECT DISTINCT key FROM story_bands WHERE band IN ({','.join('?' * len(part))})", part)}
     return out
