@@ -7,7 +7,7 @@ the public store API, every article assigned a story (rag_news.stories, default 
 answerable news-qa dev questions are retrieved (hybrid dense + BM25, k = 4, at most 2 passages an article).
 hit@1 / hit@k: the first passage / any passage belongs to the question's page's story. No LLM.
 
-    python benchmarks/bench_story_retrieval.py [--k 4]
+    python benchmarks/bench_story_retrieval.py [--k 4] [--model sentence-transformers/all-MiniLM-L6-v2]
 """
 
 from __future__ import annotations
@@ -75,8 +75,9 @@ def run(idx: NewsIndex, questions: list[dict], story_of: dict[str, str], k: int,
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--model", help="embedding model (default: the settings', all-mpnet-base-v2)")
     args = ap.parse_args()
-    settings = Settings.load(progress=False)
+    settings = Settings.load(progress=False, **({"embedding_model": args.model} if args.model else {}))
     emb = Embedder(settings).warm_up()
     questions = [json.loads(x) for x in (NEWS_QA / "questions.jsonl").read_text().splitlines() if x.strip()]
     questions = [q for q in questions if q.get("page_id")]
