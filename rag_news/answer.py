@@ -63,6 +63,8 @@ class Source:
     text: str = field(default="", repr=False)
     score: float | None = None
     outlet: str = ""  # the site name the page states, else its host
+    story: str | None = None  # the story the article belongs to (rag_news.stories)
+    carried_by: list[str] = field(default_factory=list)  # the outlets that carry that story
 
 
 @dataclass
@@ -94,8 +96,9 @@ class Answer:
     def as_dict(self) -> dict[str, Any]:
         return {
             "question": self.question, "answer": self.answer,
-            "sources": [{"n": s.n, "url": s.url, "title": s.title, "published": s.published, "outlet": s.outlet}
-                        for s in self.sources],
+            "sources": [{"n": s.n, "url": s.url, "title": s.title, "published": s.published, "outlet": s.outlet,
+                         **({"story": s.story, "outlets": len(s.carried_by), "carried_by": s.carried_by}
+                            if s.story else {})} for s in self.sources],
             "cited": self.cited, "citations_added": self.citations_added, "bad_citations": self.bad_citations,
             "unsupported_citation": self.unsupported_citation, "abstained": self.abstained, "note": self.note,
             "raw_answer": self.raw_answer, "retrieved": self.retrieved, "timings": self.timings,
@@ -279,8 +282,9 @@ def build_chain(retriever, llm, compress: Callable[[str, list[Document]], list[D
             r, want, outlets = retriever, x.get("k") or k, x.get("outlets") or ()
             if x.get("today") and hasattr(r, "model_copy"):  # "yesterday" relative to this request's date
                 r = r.model_copy(update={"today": date.fromisoformat(x["today"])})
+            per_story = {"max_per_story": x["max_per_story"]} if x.get("max_per_story") is not None else {}
             docs = r.search(x["question"], k=(want or r.k) * (6 if outlets else 1), since=x.get("since"),
-                            until=x.get("until"))
+                            until=x.get("until"), **per_story)
             docs = [d for d in docs if from_outlets(d.metadata, outlets)][: want or r.k]
         else:
             docs = retriever.invoke(x["question"])
@@ -401,6 +405,7 @@ class NewsQA:
                     from .retrieve import NewsRetriever
                     self._retriever = NewsRetriever(
                         index=self.index, k=self.settings.k or 5, since=self.settings.since, until=self.settings.until,
+                        max_per_story=self.settings.max_per_story,
                         today=self._fixed_today(), reranker=self._load_reranker())
         return self._retriever
 
@@ -479,7 +484,7 @@ class NewsQA:
 
     def stream(self, question: str, since: str | None = None, until: str | None = None,
                history: Sequence[Any] | None = None, options: Any = None, research: str | None = None,
-               **knobs: Any) -> Iterator[str | Retraction | Answer]:
+               max_per_story: int | None = None, **knobs: Any) -> Iterator[str | Retraction | Answer]:
         """Yield answer text pieces as they are generated, then a :class:`Retraction` if the checks
         withheld what was streamed, then the final :class:`Answer`. Closing the generator early stops
         the model.
@@ -489,7 +494,8 @@ class NewsQA:
         ``options`` (a :class:`~rag_news.conversation.AskOptions`) or its fields as keywords (``today``,
         ``k``, ``outlets``, ``safe_mode``, ``style``, ``max_tokens``, ``temperature``, ``stop``).
         ``research``: auto | always | never for this question (default: the setting); in research mode
-        the reader's tool calls (:class:`~rag_news.tools.ToolCall`) come first."""
+        the reader's tool calls (:class:`~rag_news.tools.ToolCall`) come first. ``max_per_story``: passages
+        per story for this question (default: the settings')."""
         from .conversation import AskOptions
         from .research import stream_research, uses_research
         question = check_question(question)
@@ -509,7 +515,7 @@ class NewsQA:
         t_rewrite, t0 = time.perf_counter() - t0, time.perf_counter()
         asked = turn["question"]
         docs, pieces, t1 = [], [], None
-        stream = chain.stream({**turn, "since": since, "until": until}, config)
+        stream = chain.stream({**turn, "since": since, "until": until, "max_per_story": max_per_story}, config)
         try:
             def tokens():
                 nonlocal docs, t1
@@ -556,10 +562,12 @@ class NewsQA:
 
     def ask(self, question: str, since: str | None = None, until: str | None = None,
             on_token: Callable[[str], None] | None = None, history: Sequence[Any] | None = None,
-            research: str | None = None, **options: Any) -> Answer:
-        """The whole :class:`Answer` (``history``, ``research`` and ``options``: as for :meth:`stream`)."""
+            research: str | None = None, max_per_story: int | None = None, **options: Any) -> Answer:
+        """The whole :class:`Answer` (``history``, ``research``, ``max_per_story`` and ``options``: as for
+        :meth:`stream`)."""
         result = None
-        for item in self.stream(question, since=since, until=until, history=history, research=research, **options):
+        for item in self.stream(question, since=since, until=until, history=history, research=research,
+                                max_per_story=max_per_story, **options):
             if isinstance(item, Answer):
                 result = item
             elif isinstance(item, str) and on_token:
@@ -585,6 +593,7 @@ class NewsQA:
                         cited=[], timings={"retrieve": round(t_retrieve, 3), "generate": round(t_generate, 3)},
                         model=info.model if info else None, relevance=None if rel is None else round(rel, 4),
                         retrieved=list(dict.fromkeys(d.metadata.get("url", "") for d in docs)))
+        self._story_sources(answer.sources, docs)
         if not docs:
             answer.note = "no indexed passage matched the question"
         elif text == ABSTAIN and rel is not None and rel < self.relevance_floor():
@@ -601,6 +610,16 @@ class NewsQA:
                 return answer
         self._cite(answer, text, question, docs)
         return answer
+
+    def _story_sources(self, sources: list[Source], docs: list[Document]) -> None:
+        """Each source's story and the outlets that carry it (where the index keeps stories)."""
+        from .stories import stories_of
+
+        keys = [d.metadata.get("key") or d.metadata.get("url") for d in docs]
+        found = stories_of(self.index, [k for k in keys if k]) if keys else {}
+        for src, key in zip(sources, keys):
+            if key in found:
+                src.story, src.carried_by = found[key]["story"], found[key]["outlets"]
 
     @staticmethod
     def _cite(answer: Answer, text: str, question: str, docs: list[Document]) -> None:

@@ -17,6 +17,8 @@ from typing import Sequence
 
 from langchain_core.documents import Document
 
+from .figures import claims, figures
+
 ABSTAIN = "I don't know based on the indexed articles."
 _CITE = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
 _NUM = re.compile(r"\d[\d,.]*\d|\d")
@@ -66,18 +68,21 @@ def _claims(text: str) -> str:
     return _URL.sub(" ", without_citations(text))
 
 
-def _numbers(text: str) -> set[str]:
-    """The figures ``text`` states (citation markers and URLs aside)."""
-    return {m.group().replace(",", "").rstrip(".") for m in _NUM.finditer(_claims(text))}
+def _numbers(text: str, claims_only: bool = False) -> set[str]:
+    """The figures ``text`` states, read as numbers ("1,180" = 1180, "five-and-a-half" = 5.5; citation
+    markers and URLs aside); ``claims_only``: an answer's checkable figures (none inside dates and times,
+    no lone small number word), see :mod:`rag_news.figures`."""
+    return figures(_claims(text), claims_only)
 
 
 def key_terms(answer: str, question: str) -> list[str]:
     """The answer's figures and names that the question does not already hold (what must be sourced)."""
     asked = question.lower()
-    figures = sorted(_numbers(answer) - _numbers(question))
+    asked_figures = _numbers(question)
+    stated = sorted(n for n, forms in claims(_claims(answer), claims_only=True).items() if not forms & asked_figures)
     names = [m.group() for m in _NAME.finditer(_claims(answer))
              if m.group().lower() not in asked and m.group().lower() not in _STOPWORDS]
-    return figures + list(dict.fromkeys(names))
+    return stated + list(dict.fromkeys(names))
 
 
 def contains(passage: str, term: str) -> bool:
@@ -87,11 +92,12 @@ def contains(passage: str, term: str) -> bool:
 
 
 def unsupported_figures(answer: str, question: str, docs: Sequence[Document]) -> list[str]:
-    """Figures in the answer (citation markers aside) that occur in no passage nor in the question."""
+    """Figures in the answer (citation markers, URLs, dates and times aside) that occur, as numbers, in no
+    passage nor in the question ("5.5 points" is in "five-and-a-half points")."""
     seen = _numbers(question)
     for d in docs:
         seen |= _numbers(d.page_content)
-    return sorted(n for n in _numbers(answer) if n not in seen)
+    return sorted(n for n, forms in claims(_claims(answer), claims_only=True).items() if not forms & seen)
 
 
 def _stem(word: str) -> str:

@@ -432,6 +432,11 @@ class _Pass:
             self.staged += 1
             self.report.chunks += len(rows)
             self._row(url, record["key"], record.get("title"), status, len(rows), **how)
+        if self.settings.stories:  # each new / changed article joins a story (rag_news.stories)
+            from .stories import StoryParams, assign_many
+
+            assign_many(self.idx, [(record, article.page_content) for article, record, *_ in fresh], embedder,
+                        StoryParams.from_settings(self.settings))
 
     def _clock(self, source: str | None) -> datetime:
         """The time retention is counted up to for an article of ``source``: now, unless ``source`` is a

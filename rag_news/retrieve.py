@@ -6,7 +6,9 @@ Entry point: :class:`NewsRetriever`, a LangChain ``BaseRetriever`` over an index
    FTS5 for the default index) each rank ``fetch_k`` candidates; BM25 catches exact names and numbers
    that embeddings blur;
 2. reciprocal-rank fusion merges the two rankings (``1 / (rrf_k + rank)`` summed);
-3. at most ``max_per_article`` passages per article, so one long article does not fill every slot;
+3. at most ``max_per_article`` passages per article, so one long article does not fill every slot, and at
+   most ``max_per_story`` per story (copies and write-ups of one event across outlets, rag_news.stories;
+   default 1: k passages cover k stories; 0 = no cap);
 4. optionally only articles published within ``since``..``until`` (ISO dates), filtered inside the store's
    searches (an index on the date), so the whole index is never scanned; without explicit bounds, a date
    the question names ("yesterday", "in October") is the window, and "latest" adds a recency ranking;
@@ -59,6 +61,7 @@ class NewsRetriever(BaseRetriever):
     use_bm25: bool = True
     rrf_k: int = 60
     max_per_article: int = 2
+    max_per_story: int = 1  # passages per story (rag_news.stories); 0 = no cap
     since: str | None = None
     until: str | None = None
     read_dates: bool = True
@@ -100,10 +103,18 @@ class NewsRetriever(BaseRetriever):
                 fused[cid]["score"] += 1.0 / (self.rrf_k + rank + 1)
         return fused
 
+    def _story_of(self, fused: dict[str, dict], cap: int) -> dict[str, str]:
+        """Article key -> story id for the candidates (empty when uncapped or the store keeps no stories)."""
+        if not cap or not hasattr(self.index, "story_entries"):
+            return {}
+        keys = list(dict.fromkeys(d["doc"].metadata.get("key") or d["doc"].metadata.get("url") for d in fused.values()))
+        return {k: e["story"] for k, e in self.index.story_entries(keys).items()}
+
     def search(self, query: str, k: int | None = None, since: str | None = None,
-               until: str | None = None) -> list[Document]:
-        """The ``k`` best passages for ``query`` (at most ``max_per_article`` per article) within the
-        date window (see the class docstring)."""
+               until: str | None = None, max_per_story: int | None = None) -> list[Document]:
+        """The ``k`` best passages for ``query`` (at most ``max_per_article`` per article and
+        ``max_per_story`` per story: this request's, else the retriever's) within the date window (see the
+        class docstring). Passages carry ``metadata["story"]`` where the store knows the article's story."""
         k = k or self.k
         if not query.strip():
             return []
@@ -112,14 +123,20 @@ class NewsRetriever(BaseRetriever):
         fused = self.candidates(query, max(self.fetch_k, want * 4), window)
         out: list[Document] = []
         per_article: dict[str, int] = {}
+        cap = self.max_per_story if max_per_story is None else max_per_story
+        story_of, per_story = self._story_of(fused, cap), {}
         for cid in sorted(fused, key=lambda c: -fused[c]["score"]):
             d = fused[cid]["doc"]
             key = d.metadata.get("key") or d.metadata.get("url")
-            if per_article.get(key, 0) >= self.max_per_article:
+            story = story_of.get(key)
+            if per_article.get(key, 0) >= self.max_per_article or (story and per_story.get(story, 0) >= cap):
                 continue
             per_article[key] = per_article.get(key, 0) + 1
+            if story:
+                per_story[story] = per_story.get(story, 0) + 1
             out.append(Document(page_content=d.page_content, id=cid, metadata={
-                **d.metadata, "score": fused[cid]["score"], "dense_score": fused[cid]["dense"],
+                **d.metadata, **({"story": story} if story else {}), "score": fused[cid]["score"],
+                "dense_score": fused[cid]["dense"],
                 "window": window.phrase, "window_filtered": bool(window.strict and (window.since or window.until))}))
             if len(out) >= want:
                 break

@@ -9,7 +9,9 @@ Endpoints (FastAPI, served by uvicorn, bound to 127.0.0.1 unless ``--host`` says
   streamed, then ``answer`` (the same JSON); ``"research": "auto"|"always"|"never"`` lets the reader run
   its own searches (:mod:`rag_news.research`), each one streamed first as a ``tool`` event
   (``{"name", "arguments", "passages", "error"}``);
-* ``GET /search?q=...&k=5&since=&until=`` — the passages retrieval finds (no model involved);
+* ``GET /search?q=...&k=5&since=&until=&max_per_story=`` — the passages retrieval finds (no model involved);
+* ``GET /stories?since=&until=&limit=`` — the period's stories across outlets (rag_news.stories), most
+  outlets first: ``{"stories": [{"id", "title", "outlets", "first_seen", "last_updated", "articles"}]}``;
 * ``GET /health`` — index counts and pass, which FAISS (CPU or GPU, and why), model, queue;
 * ``POST /v1/chat/completions`` (and ``GET /v1/models``) — OpenAI-compatible, streaming or not, so chat
   front-ends can use it: the whole ``messages`` list is read (see :mod:`rag_news.chat_api`); the sources
@@ -391,7 +393,7 @@ def _routes(app, service: Service) -> None:
     def search(request: Request, q: str = Query(min_length=1, max_length=MAX_QUESTION_CHARS),
                k: int = Query(5, ge=1, le=50), since: date | None = None, until: date | None = None,
                outlet: list[Annotated[str, Field(max_length=200)]] = Query([], max_length=20),
-               today: date | None = None):
+               today: date | None = None, max_per_story: int | None = Query(None, ge=0, le=50)):
         wait = request.app.state.search_limit.take(request.client.host if request.client else "?")
         if wait:
             return _mistake(Busy(wait, "over the search rate limit, retry shortly"))
@@ -399,7 +401,8 @@ def _routes(app, service: Service) -> None:
         try:
             r = service.qa.retriever
             r = r.model_copy(update={"today": today}) if today else r
-            docs = r.search(check_question(q), k=k * (6 if outlet else 1), since=_iso(since), until=_iso(until))
+            docs = r.search(check_question(q), k=k * (6 if outlet else 1), since=_iso(since), until=_iso(until),
+                            max_per_story=max_per_story)
             docs = [d for d in docs if from_outlets(d.metadata, outlet)][:k]
         except RagNewsError as e:
             return _mistake(e)
@@ -407,6 +410,15 @@ def _routes(app, service: Service) -> None:
                                           "published": d.metadata.get("published"), "score": d.metadata.get("score"),
                                           "outlet": outlet_of(d.metadata),
                                           "text": d.page_content} for n, d in enumerate(docs, 1)]}
+
+    @app.get("/stories", responses=_errors(400, 503))
+    def stories(since: date | None = None, until: date | None = None, limit: int | None = Query(None, ge=1)):
+        from .stories import list_stories
+
+        try:
+            return list_stories(service.qa.index, _iso(since), _iso(until), limit)
+        except RagNewsError as e:
+            return _mistake(e)
 
     @app.post("/ask", responses={**_JSON_OR_SSE, **_errors(400, 429, 503, 504)})
     async def ask(body: AskRequest, request: Request):

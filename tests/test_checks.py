@@ -55,3 +55,23 @@ def test_an_answer_that_only_restates_the_question_is_caught():
     assert restates("The hospital opened a new wing this week [1].", "Which hospital opened a new wing this week?")
     assert not restates("St Brennan's opened a children's wing [2].", "Which hospital opened a new wing this week?")
     assert not restates("", "Which hospital?")
+
+
+def test_figures_written_in_words_are_read_as_numbers():
+    docs = [_doc("Support fell by five-and-a-half points; twelve people and twenty-five staff were hired.")]
+    assert unsupported_figures("Support fell 5.5 points [1].", "By how much?", docs) == []
+    assert unsupported_figures("It hired 12 people and 25 staff [1].", "Hires?", docs) == []
+    assert unsupported_figures("Support fell 6.5 points [1].", "By how much?", docs) == ["6.5"]
+    digits = [_doc("The plan costs 2.5 million euros, 5.50 per head.")]
+    assert unsupported_figures("It costs 2,500,000 euros, 5.5 a head [1].", "Cost?", digits) == []
+    assert unsupported_figures("It fell five-and-a-half points [1].", "By how much?", [_doc("It fell 5.5 points.")]) == []
+    assert unsupported_figures("It fell seven-and-a-half points [1].", "Fall?", [_doc("It fell 5.5 points.")]) == ["7.5"]
+    assert contains("Support fell by five-and-a-half points", "5.5")
+
+
+def test_figures_inside_dates_and_times_are_not_claims():
+    docs = [_doc("The council votes on Thursday; 40 members sit on it.")]
+    for answer in ("The council votes on November 21, 2019 [1].", "The council votes on 2019-11-21 [1].",
+                   "It votes on 21 November 2019 at 10:30 [1].", "It votes on Nov. 21 [1]."):
+        assert unsupported_figures(answer, "When does it vote?", docs) == [], answer
+    assert unsupported_figures("It votes on November 21; 41 members sit on it [1].", "When?", docs) == ["41"]

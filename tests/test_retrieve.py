@@ -39,9 +39,12 @@ def test_one_article_does_not_fill_every_slot(site_index):
     docs = r.invoke("Larkspur Bay tidal power plant turbines capacity cost construction")
     urls = [d.metadata["url"] for d in docs]
     assert len(urls) == len(set(urls)) == 5
-    loose = NewsRetriever(index=site_index, k=5, max_per_article=5).invoke(
+    loose = NewsRetriever(index=site_index, k=5, max_per_article=5, max_per_story=0).invoke(
         "Larkspur Bay tidal power plant turbines capacity cost construction")
-    assert len({d.metadata["url"] for d in loose}) < 5  # without the cap the long article dominates
+    assert len({d.metadata["url"] for d in loose}) < 5  # without the caps the long article dominates
+    default = NewsRetriever(index=site_index, k=5, max_per_article=5).invoke(
+        "Larkspur Bay tidal power plant turbines capacity cost construction")
+    assert len({d.metadata["url"] for d in default}) == 5  # one passage a story (and so an article) by default
 
 
 def test_since_filter(site_index):

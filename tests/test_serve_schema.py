@@ -61,8 +61,8 @@ def test_no_server_error_and_no_schema_violation(api_schema):
                 run()
             except Unsatisfiable:  # no negative example exists for an operation without inputs
                 assert mode == GenerationMode.NEGATIVE
-    assert set(ran) == {"GET /health", "GET /search", "POST /ask", "GET /v1/models", "POST /v1/chat/completions",
-                        "GET /conversations", "GET /conversations/{conversation_id}",
+    assert set(ran) == {"GET /health", "GET /search", "GET /stories", "POST /ask", "GET /v1/models",
+                        "POST /v1/chat/completions", "GET /conversations", "GET /conversations/{conversation_id}",
                         "DELETE /conversations/{conversation_id}"}
     assert all(ran[op] >= 12 for op in ("GET /search", "POST /ask", "POST /v1/chat/completions")), ran
     assert failures == [], "\n\n".join(failures[:6])

@@ -11,6 +11,8 @@
   ``--milvus-collection`` (default rag_news)
 * ``copy-to-postgres DSN``  the same into PostgreSQL + pgvector at DSN (``postgresql://user@host/db``),
   schema ``--postgres-schema`` (default rag_news); one transaction per 500 articles
+* ``restory``  re-form every story (rag_news.stories) from the stored articles with the current
+  ``story_*`` settings (any backend, ``--index-backend``); stored lead vectors are reused
 
 Exit status 0, or 1 with a one-line error (1 also when ``check`` finds problems).
 """
@@ -110,20 +112,38 @@ def _index_dir(ap: argparse.ArgumentParser, args) -> str | None:
     return given
 
 
+def restory(settings: Settings) -> dict:
+    """Re-form the stories of the index ``settings`` name (see :func:`rag_news.stories.restory`)."""
+    from ..pipeline import open_index
+    from ..stories import StoryParams, restory as re_form
+
+    store = open_index(settings.index_dir, settings)
+    try:
+        with store.writer():
+            return {"index_dir": str(settings.index_dir), **re_form(store, StoryParams.from_settings(settings))}
+    finally:
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=["info", "check", "compact", "migrate", "copy-to-milvus",
-                                        "copy-to-postgres"])
+                                        "copy-to-postgres", "restory"])
     ap.add_argument("target", nargs="?", metavar="DIR|URI|DSN",
-                    help="info/check/compact/migrate: the index folder (as --index-dir); copy-to-milvus: where to "
-                         "(a path for Milvus Lite, or http://host:19530); copy-to-postgres: the database DSN")
+                    help="info/check/compact/migrate/restory: the index folder (as --index-dir); copy-to-milvus: "
+                         "where to (a path for Milvus Lite, or http://host:19530); copy-to-postgres: the database DSN")
     ap.add_argument("--milvus-collection", default="rag_news", help="copy-to-milvus: collection name prefix")
     ap.add_argument("--postgres-schema", default="rag_news", help="copy-to-postgres: the PostgreSQL schema")
     ap.add_argument("--index-dir", help="index folder (default: settings' index_dir)")
     ap.add_argument("--config", help="TOML settings file (default: $RAG_NEWS_CONFIG)")
+    ap.add_argument("--index-backend", choices=["faiss", "milvus"], help="restory: the index backend")
     args = ap.parse_args(argv)
     index_dir = _index_dir(ap, args)
-    settings = Settings.load(config=args.config, index_dir=index_dir)
+    settings = Settings.load(config=args.config, index_dir=index_dir,
+                             **({"index_backend": args.index_backend} if args.index_backend else {}))
+    if args.command == "restory":
+        print(json.dumps(restory(settings)))
+        return 0
     if args.command == "migrate":
         from .legacy import is_legacy, migrate
 

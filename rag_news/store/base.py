@@ -8,7 +8,11 @@ The pipeline, the retriever, the server and the CLIs talk to an index only throu
 * reading: :meth:`Store.article`, :meth:`Store.key_for_url`, :meth:`Store.find_by_hash`,
   :meth:`Store.chunks_by_id`, :meth:`Store.dense_search` (a query vector), :meth:`Store.keyword_search`
   (BM25 over the chunk texts), both optionally limited to articles published within ``since``..``until``;
-* :meth:`Store.refresh` picks up passes committed by another process.
+* :meth:`Store.refresh` picks up passes committed by another process;
+* stories (see :mod:`rag_news.stories`): :meth:`Store.put_story` stages an article's story entry (written
+  with the pass; a removed article's entry goes with it, the story keeps its other articles),
+  :meth:`Store.story_entries` (by article key), :meth:`Store.story_keys_for_bands` (the MinHash LSH
+  buckets), :meth:`Store.stories_between` (entries by day), :meth:`Store.story_members` (entries by story).
 
 Article records are plain dicts: ``key`` (normalised URL, the identity), ``url``, ``title``,
 ``published`` (ISO date or None), ``content_hash``, ``first_seen``/``last_seen``, ``source_name``,
@@ -108,6 +112,14 @@ class Store(Protocol):
     def commit(self) -> CommitResult: ...
     def close(self) -> None: ...
 
+    # ---- stories (entries are dicts: key, story, day, url, outlet, title, published, first_seen, terms,
+    #      sig (MinHash values), bands (LSH band hashes, written only), lead (title+lead vector or None))
+    def put_story(self, key: str, entry: dict) -> None: ...
+    def story_entries(self, keys: list[str]) -> dict[str, dict]: ...
+    def story_keys_for_bands(self, bands: list[str]) -> set[str]: ...
+    def stories_between(self, since: str | None = None, until: str | None = None) -> list[dict]: ...
+    def story_members(self, story_ids: list[str]) -> list[dict]: ...
+
 
 class StagedPass:
     """What both backends share: a pass staged in memory (:meth:`upsert`, :meth:`touch`, :meth:`remove`,
@@ -119,6 +131,8 @@ class StagedPass:
         self._touches: dict[str, dict] = {}
         self._expired: dict[str, str] = {}
         self._host_notes: dict[str, dict] = {}
+        self._stories: dict[str, dict] = {}   # story entries by article key (rag_news.stories)
+        self._stories_reset = False            # restory: drop every committed entry first
 
     def upsert(self, article: dict, chunks: list[Document], vectors: np.ndarray) -> None:
         """Stage an article (a record with ``key``; its ``text`` is stored too) with its chunks and one unit
@@ -149,6 +163,7 @@ class StagedPass:
         """Stage the removal of an article and its chunks; returns how many chunks it had."""
         self._upserts.pop(key, None)
         self._touches.pop(key, None)
+        self._stories.pop(key, None)
         rec = self.article(key)
         if rec is None:
             return 0
@@ -163,9 +178,18 @@ class StagedPass:
         """Stage a note that ``key`` was removed for its age, so later passes do not fetch it again."""
         self._expired[key] = reason
 
+    def put_story(self, key: str, entry: dict) -> None:
+        """Stage the story entry of article ``key`` (see :mod:`rag_news.stories`); committed with the pass."""
+        self._stories[key] = dict(entry, key=key)
+
+    def reset_stories(self) -> None:
+        """Stage the removal of every committed story entry (``restory`` re-forms them in the same pass)."""
+        self._stories_reset = True
+
     @property
     def pending(self) -> bool:
-        return bool(self._upserts or self._removals or self._touches or self._expired or self._host_notes)
+        return bool(self._upserts or self._removals or self._touches or self._expired or self._host_notes
+                    or self._stories or self._stories_reset)
 
 
 @contextlib.contextmanager

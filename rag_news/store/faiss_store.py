@@ -379,6 +379,35 @@ class NewsIndex(StagedPass):
 
         return NewsRetriever(index=self, **kwargs)
 
+    # ------------------------------------------------------------------ stories (rag_news.stories)
+    def story_entries(self, keys: list[str]) -> dict[str, dict]:
+        """The committed story entries of these articles, by key."""
+        from . import story_tables
+
+        with self._reading() as conn:
+            return story_tables.by_keys(conn, keys) if conn else {}
+
+    def story_keys_for_bands(self, bands: list[str]) -> set[str]:
+        """Articles sharing at least one MinHash LSH band with ``bands``."""
+        from . import story_tables
+
+        with self._reading() as conn:
+            return story_tables.keys_for_bands(conn, bands) if conn else set()
+
+    def stories_between(self, since: str | None = None, until: str | None = None) -> list[dict]:
+        """Story entries whose day (published, else first seen) is within ``since``..``until``."""
+        from . import story_tables
+
+        with self._reading() as conn:
+            return story_tables.between(conn, since, until) if conn else []
+
+    def story_members(self, story_ids: list[str]) -> list[dict]:
+        """Every entry of these stories."""
+        from . import story_tables
+
+        with self._reading() as conn:
+            return story_tables.members(conn, story_ids) if conn else []
+
     # ------------------------------------------------------------------ writing: stage a pass (StagedPass)
     def _dim(self) -> int:
         return int(self.meta.get("dim") or self.embeddings.dim)

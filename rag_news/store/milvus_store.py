@@ -235,6 +235,31 @@ class MilvusStore(StagedPass):
         got = self._records([f"h:{host}"])
         return next(iter(got.values())) if got else None
 
+    # ---- stories (rag_news.stories; rows of kind "story", see rag_news.store.milvus_stories)
+    def story_entries(self, keys: list[str]) -> dict[str, dict]:
+        """The story entries of these articles, by key."""
+        from .milvus_stories import by_keys
+
+        return by_keys(self, keys)
+
+    def story_keys_for_bands(self, bands: list[str]) -> set[str]:
+        """Articles sharing at least one MinHash LSH band with ``bands``."""
+        from .milvus_stories import keys_for_bands
+
+        return keys_for_bands(self, bands)
+
+    def stories_between(self, since: str | None = None, until: str | None = None) -> list[dict]:
+        """Story entries whose day (published, else first seen) is within ``since``..``until``."""
+        from .milvus_stories import between
+
+        return between(self, since, until)
+
+    def story_members(self, story_ids: list[str]) -> list[dict]:
+        """Every entry of these stories."""
+        from .milvus_stories import members
+
+        return members(self, story_ids)
+
     def chunks_by_id(self, chunk_ids: list[str]) -> list[Document]:
         found = {}
         for i in range(0, len(chunk_ids), BATCH):

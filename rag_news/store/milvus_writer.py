@@ -147,6 +147,9 @@ def commit_pass(store) -> CommitResult:
     _put(store, store.records_col, [_row(f"h:{h}", "host", h, data={**n, "noted_at": when})
                                     for h, n in store._host_notes.items()])
     apply_pending(store, shard)  # other shards' updates of this shard's records, under its lease
+    from . import milvus_stories
+
+    milvus_stories.write(store)  # the pass's story entries (rag_news.stories)
     written = len(store._upserts) + len(store._removals) + len(store._touches)
     store.client.insert(store.records_col, [_row(f"p:{when}:{uuid.uuid4().hex[:8]}", "pass", "", data={
         "when": when, "added": added, "removed": removed, "written": written})])

@@ -398,6 +398,31 @@ class PostgresStore(StagedPass):
             problems.append(f"{orphans} chunks belong to no article")
         return problems
 
+    # ---- stories (rag_news.stories; tables in rag_news.store.postgres_stories)
+    def story_entries(self, keys: list[str]) -> dict[str, dict]:
+        """The committed story entries of these articles, by key."""
+        from . import postgres_stories
+
+        return postgres_stories.by_keys(self, keys) if keys else {}
+
+    def story_keys_for_bands(self, bands: list[str]) -> set[str]:
+        """Articles sharing at least one MinHash LSH band with ``bands``."""
+        from . import postgres_stories
+
+        return postgres_stories.keys_for_bands(self, bands)
+
+    def stories_between(self, since: str | None = None, until: str | None = None) -> list[dict]:
+        """Story entries whose day (published, else first seen) is within ``since``..``until``."""
+        from . import postgres_stories
+
+        return postgres_stories.between(self, since, until)
+
+    def story_members(self, story_ids: list[str]) -> list[dict]:
+        """Every entry of these stories."""
+        from . import postgres_stories
+
+        return postgres_stories.members(self, story_ids) if story_ids else []
+
 
 # ------------------------------------------------------------------------------------------ helpers
 def _exists(conn, schema: str) -> bool:
@@ -421,7 +446,9 @@ def _create(conn, schema: str, embeddings) -> None:
             return
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        for stmt in SCHEMA.format(s=schema, dim=dim, ts=TS_CONFIG).split(";"):
+        from .postgres_stories import SCHEMA as STORIES
+
+        for stmt in (SCHEMA.format(s=schema, dim=dim, ts=TS_CONFIG) + ";" + STORIES.format(s=schema)).split(";"):
             if stmt.strip():
                 conn.execute(stmt)
         meta = {"dim": dim, "embedding_model": getattr(embeddings, "model_name", None), "distance": "cosine",

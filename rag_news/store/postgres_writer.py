@@ -7,6 +7,7 @@ copied in with ``COPY``), touches, expired notes, host notes, and a pass row. Ki
 from __future__ import annotations
 
 from ..faults import pause_point
+from . import postgres_stories
 from .base import CommitResult
 from .postgres_store import _now, lock_id
 from .writer import _url_forms
@@ -100,6 +101,7 @@ def commit_pass(store) -> CommitResult:
         _touch(cur, s, {k: f for k, f in store._touches.items() if k not in store._upserts})
         when = _now()
         _notes(cur, s, store, list(store._upserts), when)
+        postgres_stories.write_pass(cur, s, store)  # the pass's story entries (rag_news.stories)
         cur.execute(f"INSERT INTO {s}.passes(committed, chunks_added, chunks_removed, articles_written) "
                     "VALUES (%s,%s,%s,%s) RETURNING id", (when, added, removed, written))
         pass_id = int(cur.fetchone()[0])

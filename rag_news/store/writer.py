@@ -80,6 +80,16 @@ def _add_ivf(index, row: dict, vids: np.ndarray, vectors: np.ndarray) -> None:
         row["kind"] = "ivf"
 
 
+def _write_stories(conn, index) -> None:
+    """The pass's story entries (rag_news.stories): reset (restory), removed articles' entries, new ones."""
+    from . import story_tables
+
+    if index._stories_reset:
+        story_tables.clear(conn)
+    story_tables.delete(conn, index._removals)
+    story_tables.write(conn, index._stories)
+
+
 def _write_records(conn, index, upserts, first_vid: int, pass_id: int, segment: dict | None, meta: dict) -> int:
     """The pass's one transaction. Returns how many chunks it deleted."""
     removed = 0
@@ -107,6 +117,7 @@ def _write_records(conn, index, upserts, first_vid: int, pass_id: int, segment: 
         conn.executemany("DELETE FROM expired WHERE key=?", [(rec["key"],) for rec, _, _ in upserts])
         for host, note in index._host_notes.items():
             records.put_host_note(conn, host, note, when)
+        _write_stories(conn, index)
         if segment:
             records.put_segment(conn, segment, pass_id)
         got = records.add_pass(conn, when, vid - first_vid, removed, len(upserts) + len(index._removals)

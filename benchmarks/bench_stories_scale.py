@@ -1,0 +1,113 @@
+"""Story assignment cost as the index grows: ms per new article and bytes written per pass, with 10k / 100k
+story entries already stored (FAISS backend: the SQLite story tables).
+
+Synthetic (``_synthetic.py``): an article is one 180-word synthetic text, its lead vector a 768-dim unit
+vector clustered by topic; days spread over a year (so a +-3-day window holds ~2% of the index). The stored
+entries are written in bulk (their own stories, no matching: only the size of the tables matters here).
+Then passes of 100 new articles, half of them near-copies of stored ones (10 words changed), go through
+:func:`rag_news.stories.assign` and a commit; the time and the bytes the process writes (``wchar``) are
+measured per pass. The copies must all join their originals' stories (printed).
+
+    python benchmarks/bench_stories_scale.py [--sizes 10000 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _common import machine  # noqa: E402
+from _synthetic import BLOCK, Corpus  # noqa: E402
+
+from rag_news import stories  # noqa: E402
+from rag_news.store.faiss_store import NewsIndex  # noqa: E402
+
+DAY0 = date(2026, 1, 1)
+
+
+class NoEmbeddings:
+    model_name, dim = "synthetic-768", 768
+
+
+def wchar() -> int:
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    return 0
+
+
+def record(i: int) -> dict:
+    day = (DAY0 + timedelta(days=i % 365)).isoformat()
+    return {"key": f"https://outlet{i % 50}.example/a/{i}", "url": f"https://outlet{i % 50}.example/a/{i}",
+            "title": f"Name{i} report {i % 97}", "published": day, "first_seen": day, "site_name": f"Outlet {i % 50}"}
+
+
+def fill(idx: NewsIndex, corpus: Corpus, n: int) -> float:
+    t = time.perf_counter()
+    for start in range(0, n, BLOCK):
+        stop = min(n, start + BLOCK)
+        texts, vecs = corpus.texts(start, stop), corpus.vectors(start, stop)
+        for j, (text, v) in enumerate(zip(texts, vecs)):
+            e = stories.make_entry(record(start + j), text, v)
+            e["story"] = stories.story_id(e["key"])
+            idx.put_story(e["key"], e)
+        idx.commit()
+    return time.perf_counter() - t
+
+
+def one_pass(idx: NewsIndex, corpus: Corpus, n: int, p: int, rng, blocks: dict) -> dict:
+    old_texts, old_vecs = blocks["old"]
+    new_texts, new_vecs = blocks["new"]
+    items = []
+    for o in rng.choice(len(old_texts), size=50, replace=False):
+        words = old_texts[o].split()
+        for k in rng.choice(len(words), size=10, replace=False):
+            words[k] = "changed"
+        items.append((record(int(o)) | {"key": f"https://wire.example/{p}/{o}", "url": f"https://wire.example/{p}/{o}",
+                                        "site_name": "Wire"}, " ".join(words), old_vecs[o], int(o)))
+    for j in range(p * 50, p * 50 + 50):  # fresh stories: texts of a block beyond the stored ones
+        items.append((record(blocks["new_start"] + j), new_texts[j], new_vecs[j], None))
+    w0, t0 = wchar(), time.perf_counter()
+    joined = 0
+    for rec, text, v, orig in items:
+        e = stories.assign(idx, rec, text, v)
+        joined += orig is not None and e["story"] == stories.story_id(record(orig)["key"])
+    idx.commit()
+    return {"s": time.perf_counter() - t0, "bytes": wchar() - w0, "copies_joined": joined}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--passes", type=int, default=3)
+    args = ap.parse_args()
+    print(f"machine: {machine()}")
+    for n in args.sizes:
+        new_start = -(-n // BLOCK) * BLOCK
+        corpus = Corpus(new_start + BLOCK)
+        with tempfile.TemporaryDirectory() as tmp:
+            idx = NewsIndex.open(Path(tmp) / "index", NoEmbeddings(), create=True)
+            filled = fill(idx, corpus, n)
+            rng = np.random.default_rng(5)
+            blocks = {"old": (corpus.texts(0, min(n, BLOCK)), corpus.vectors(0, min(n, BLOCK))), "new_start": new_start,
+                      "new": (corpus.texts(new_start, new_start + BLOCK), corpus.vectors(new_start, new_start + BLOCK))}
+            runs = [one_pass(idx, corpus, n, p, rng, blocks) for p in range(args.passes)]
+            size = sum(f.stat().st_size for f in (Path(tmp) / "index").glob("index.db*"))
+            idx.close()
+        ms = [1000 * r["s"] / 100 for r in runs]
+        print(f"{n:>7} stored entries (filled in {filled:.0f}s, index.db {size / 1e6:.0f} MB): "
+              f"{np.median(ms):.1f} ms per new article (passes: {', '.join(f'{m:.1f}' for m in ms)}); "
+              f"{np.median([r['bytes'] for r in runs]) / 1e3:.0f} kB written per pass of 100; "
+              f"copies joined {sum(r['copies_joined'] for r in runs)}/{50 * args.passes}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
