@@ -96,7 +96,7 @@ def test_any_exception_in_a_stream_ends_it_with_an_error_event_fault_injected(sm
     settings, qa = small
     broken = NewsQA(settings, index=qa.index, llm=qa.llm, llm_info=qa.info)
 
-    def stream(question, since=None, until=None):
+    def stream(question, since=None, until=None, **request):  # history, options, research: unused
         yield "The library"
         raise KeyError("passage 7")
 
