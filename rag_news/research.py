@@ -12,7 +12,8 @@ It starts from the question's own retrieval (today's one-retrieval path, so rese
 passages), calls tools while it finds facts missing, then the gathered passages (fitted to a budget)
 go through the usual prompt, ``[n]`` citations, checks and abstention (:meth:`NewsQA._check`). A tool that
 fails (a bad date, a passage number that does not exist) answers the reader with the error and counts as
-a call; the loop goes on.
+a call; the loop goes on. A call that repeats an earlier one is not run and ends the research, as do two
+searches in a row that find no new passage (small readers otherwise spend every call on one query).
 
 How the reader is asked for a tool call depends on what it can do (:func:`driver_for`):
 
@@ -49,6 +50,7 @@ MAX_PASSAGES = 10  # passages gathered at most (before the budget)
 SNIPPET_CHARS = 200  # of each passage, in the tool results the reader plans from
 ARTICLE_CHARS = 1500  # of an opened article
 PLAN_TOKENS = 64  # new tokens for one tool decision (a call is ~30)
+STALE_SEARCHES = 2  # searches in a row that add no new passage end the research
 
 TOOL_SPECS = [
     {"type": "function", "function": {
@@ -208,12 +210,13 @@ def research(qa, question: str, driver, since: str | None = None, until: str | N
 
     ``driver``: asks the reader for its next calls (see :func:`driver_for`). ``max_calls``: the bound on
     tool calls (default: the ``research_max_calls`` setting). The question's own retrieval comes first
-    and is not counted."""
+    and is not counted. The research also ends when the reader repeats a call it made (same tool and
+    arguments: it is not run again) or when ``STALE_SEARCHES`` searches in a row add no new passage."""
     bound = max_calls or qa.settings.research_max_calls
     gathered = Gathered(qa, since, until)
     gathered.add(qa.retrieve(question, since=since, until=until))
     gathered._seed = len(gathered.docs)
-    made, history = 0, []  # history: (call, result text) pairs, for drivers that keep a conversation
+    made, history, seen, idle = 0, [], set(), 0  # history: (call, result) pairs for drivers that keep one
     today = qa.today.isoformat()
     while made < bound:
         calls = driver.next_calls(question, gathered, history, today, bound - made)
@@ -223,15 +226,29 @@ def research(qa, question: str, driver, since: str | None = None, until: str | N
         if not calls:
             break
         for name, args in calls[: bound - made]:
+            if _call_key(name, args) in seen:  # going in circles: it would find what it found; stop here
+                bound = made
+                break
+            seen.add(_call_key(name, args))
             made += 1
             try:
                 text, new = gathered.run(name, args)
                 call = ToolCall(name, args, passages=new)
             except RagNewsError as e:
-                text, call = f"error: {e}", ToolCall(name, args, error=str(e))
+                text, call, new = f"error: {e}", ToolCall(name, args, error=str(e)), None
+            idle = idle + 1 if name == "search_news" and new == [] else 0
             history.append((call, text))
             yield call
+            if idle >= STALE_SEARCHES:  # searches that bring nothing new: the index holds no more for it
+                bound = made
+                break
     yield gathered.docs
+
+
+def _call_key(name: str, args: dict[str, Any]) -> str:
+    """A call's identity for spotting repeats: the tool and its arguments, case and spacing ignored."""
+    norm = {k: " ".join(str(v).lower().split()) for k, v in args.items() if v not in (None, "")}
+    return name + json.dumps(norm, sort_keys=True)
 
 
 def stream_research(qa, question: str, since: str | None = None, until: str | None = None, driver=None):

@@ -284,3 +284,20 @@ def test_each_tool_call_is_an_sse_tool_event_and_a_cli_line(mini_index, monkeypa
     print_answer(qa_always, TWO_HOP)
     err = capsys.readouterr().err
     assert 'searching: "hospital wing beds"' in err and "opening: [42] (error: there is no passage [42]" in err
+
+
+def test_a_repeated_call_is_not_run_again_and_ends_the_research(mini_index):
+    qa = NewsQA(mini_index, llm=stub_reader("The wing has 36 beds [1]."))
+    driver = Scripted([("search_news", {"query": "Larkspur College rooms"})],
+                      [("search_news", {"query": "  larkspur college ROOMS "})],  # the same search again
+                      [("search_news", {"query": "ferry timetable"})])
+    calls, answer = run(qa, TWO_HOP, driver)
+    assert [c.arguments["query"] for c in calls] == ["Larkspur College rooms"]
+    assert len(driver.seen) == 2 and answer.timings["tool_calls"] == 1  # the third turn is never asked for
+
+
+def test_two_searches_in_a_row_that_find_nothing_new_end_the_research(mini_index):
+    qa = NewsQA(mini_index.replace(research_max_calls=5), llm=stub_reader("The wing has 36 beds [1]."))
+    driver = Scripted(*[[("search_news", {"query": "zzqx", "outlet": f"nowhere-{i}.example"})] for i in range(5)])
+    calls, answer = run(qa, TWO_HOP, driver)
+    assert len(calls) == 2 and all(c.passages == [] for c in calls) and len(driver.seen) == 2
