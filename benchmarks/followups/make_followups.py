@@ -3,10 +3,11 @@
 Turn 1 is the news-qa dev question; turn 2 is short, names nothing of the article (no person, place,
 product or event: "How big is its battery?") and asks another detail of the same article. Each accepted
 answer must occur verbatim in the page's reference ``articleBody``; the unanswerable follow-ups ask what the
-article does not state (checked here: none of the listed patterns occurs in it). That a search for turn 2
-alone does not find the article is measured by ``benchmarks/bench_followups.py`` (``bare hit@k``).
+article does not state (checked here: none of the listed patterns occurs in it). A search for turn 2 alone
+must not find the article: with ``--check-index DIR`` (an index of the dev pages, e.g. bench_answer.py's) the
+real retriever searches each turn 2 bare (k = 4 passages) and the set is refused if any finds its article.
 
-    python benchmarks/followups/make_followups.py   # writes benchmarks/followups/followups.jsonl
+    python benchmarks/followups/make_followups.py --check-index /tmp/rag-news-news-qa-index
 """
 
 from __future__ import annotations
@@ -23,18 +24,18 @@ from _common import EXTRACTION, NEWS_QA  # noqa: E402
 # (news-qa id of turn 1, turn 2, accepted answers; [] = unanswerable, with patterns the body must lack)
 CONVERSATIONS = [
     ("dev-01", "How big is its battery?", ["82 kWh"]),
-    ("dev-02", "How much were both teams fined?", ["$250,000", "250,000"]),
-    ("dev-03", "Who won the decisive doubles match for the hosts?", ["Granollers", "Lopez"]),
-    ("dev-05", "Who ran for 101 yards for the winners?", ["Shaq Vann"]),
-    ("dev-06", "Who scored the winning goal?", ["Brock Nelson", "Nelson"]),
+    ("dev-02", "How much did each of them have to pay?", ["$250,000", "250,000"]),
+    ("dev-03", "Who finished it off for the home side?", ["Granollers", "Lopez"]),
+    ("dev-05", "Who led them on the ground?", ["Shaq Vann"]),
+    ("dev-06", "Who got the decisive one?", ["Brock Nelson", "Nelson"]),
     ("dev-07", "When do the tickets go on sale?", ["Dec. 6", "Friday, Dec. 6"]),
-    ("dev-08", "How many passengers does that plane seat?", ["242 to 330", "242"]),
-    ("dev-09", "How many particles did it track?", ["20 billion"]),
+    ("dev-08", "How many people does it carry?", ["242 to 330", "242"]),
+    ("dev-09", "How many did it track?", ["20 billion"]),
     ("dev-12", "Who founded the company that hired him?", ["Avinoam Rubinstain"]),
-    ("dev-13", "How many alarms can staff face per shift?", ["1,000"]),
-    ("dev-14", "When did those protests begin?", ["June"]),
+    ("dev-13", "How many of those can one carer face?", ["1,000"]),
+    ("dev-14", "When did it all start?", ["June"]),
     ("dev-15", "Which director was quoted explaining it?", ["Sanjiv Bhasin"]),
-    ("dev-16", "How many nights did they observe it?", ["17"]),
+    ("dev-16", "For how many nights did they watch?", ["17"]),
     ("dev-14", "How old is he?", {"absent": [r"years old", r"\baged\b", r"\bage\b", r", \d\d,"]}),
     ("dev-07", "How much do the tickets cost?", {"absent": [r"\$", r"\bprice", r"\bcost"]}),
 ]
@@ -61,8 +62,29 @@ def build() -> list[dict]:
     return out
 
 
+def found_bare(rows: list[dict], index_dir: str) -> list[str]:
+    """The conversations whose turn 2, searched alone by the real retriever (k = 4), finds their article."""
+    sys.path.insert(0, str(HERE.parent.parent))
+    from rag_news import NewsQA, Settings
+
+    qa = NewsQA(Settings.load(index_dir=index_dir, progress=False), llm=object())
+    out = []
+    for r in rows:
+        urls = [d.metadata.get("url", "") for d in qa.retriever.search(r["turns"][1]["question"], k=4)]
+        if any(u == r["url"] or r["page_id"] in u for u in urls):
+            out.append(f'{r["id"]}: {r["turns"][1]["question"]!r}')
+    return out
+
+
 if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--check-index", help="an index of the dev pages: refuse follow-ups a bare search finds")
     rows = build()
+    if ap.parse_args().check_index:
+        found = found_bare(rows, ap.parse_args().check_index)
+        assert not found, "turn 2 alone finds the article: " + "; ".join(found)
     target = HERE / "followups.jsonl"
     target.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     print(f"{len(rows)} conversations ({sum(not r['turns'][1]['answers'] for r in rows)} unanswerable follow-ups) "
