@@ -6,6 +6,7 @@ server use.
   and from one outlet (a host name or a site name, matched case-insensitively; the retriever has no outlet
   filter, so more candidates are asked for and the others dropped);
 * :func:`passage_dict`: a passage as plain JSON (what both tool layers return);
+* :func:`list_stories`: the period's stories across outlets (:mod:`rag_news.stories`);
 * :func:`index_status`: what the index holds.
 
 Bad arguments raise :class:`~rag_news.errors.ConfigError` with a sentence a model can act on.
@@ -66,6 +67,19 @@ def passage_dict(n: int, doc: Document, text_chars: int | None = None) -> dict[s
     return {"n": n, "title": doc.metadata.get("title") or "", "url": doc.metadata.get("url") or "",
             "outlet": outlet_of(doc), "published": doc.metadata.get("published"),
             "score": doc.metadata.get("score"), "text": text}
+
+
+def list_stories(qa, since: str | None = None, until: str | None = None, limit: int | None = 20) -> dict[str, Any]:
+    """The stories with an article published within ``since``..``until`` (ISO dates), most outlets first,
+    at most ``limit`` (see :func:`rag_news.stories.list_stories`). Raises :class:`ConfigError` on a bad date."""
+    from .stories import list_stories as listing
+
+    since, until = parse_since(since), parse_since(until, flag="until")
+    if since and until and since > until:
+        raise ConfigError(f"since ({since}) is after until ({until})")
+    if limit is not None and not 1 <= int(limit) <= 200:
+        raise ConfigError(f"limit must be between 1 and 200, got {limit}")
+    return listing(qa.index, since, until, limit)
 
 
 def index_status(qa) -> dict[str, Any]:

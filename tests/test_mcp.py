@@ -26,7 +26,7 @@ from mcp.client.stdio import StdioServerParameters  # noqa: E402
 from conftest import make_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = {"search_news", "ask_news", "index_status"}
+TOOLS = {"search_news", "ask_news", "list_stories", "index_status"}
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +63,16 @@ async def exercise(server) -> dict:
         found = await client.call_tool("search_news", {"query": "Eastmoor branch library tram depot", "k": 3})
         bad = await client.call_tool("search_news", {"query": "library", "since": "last Tuesday"})
         status = await client.call_tool("index_status", {})
+        stories = await client.call_tool("list_stories", {"since": "2026-01-01"})
+        bad_stories = await client.call_tool("list_stories", {"until": "yesterday-ish"})
         asked = await client.call_tool("ask_news", {"question": "Where will the Eastmoor branch library be built?"})
-    return {"tools": listed.tools, "found": found, "bad": bad, "status": status, "asked": asked}
+    return {"tools": listed.tools, "found": found, "bad": bad, "status": status, "asked": asked,
+            "stories": stories, "bad_stories": bad_stories}
 
 
 def check_results(r: dict, articles: int) -> None:
     tools = {t.name: t for t in r["tools"]}
-    assert set(tools) == TOOLS  # no list_stories: rag-news has no stories API yet
+    assert set(tools) == TOOLS
     search = tools["search_news"]
     assert search.description.startswith("Search the indexed news articles")
     props = search.input_schema["properties"]
@@ -84,6 +87,12 @@ def check_results(r: dict, articles: int) -> None:
     assert {"n", "title", "url", "outlet", "published", "text"} <= set(passages[0])
     assert r["bad"].is_error and "since" in r["bad"].content[0].text and "last Tuesday" in r["bad"].content[0].text
     assert not r["status"].is_error and r["status"].structured_content["articles"] == articles
+    assert not r["stories"].is_error, r["stories"].content
+    stories = r["stories"].structured_content["stories"]
+    listed = [a["url"] for s in stories for a in s["articles"]]
+    assert len(listed) == len(set(listed)) == articles  # every article in exactly one story
+    assert all(s["outlets"] >= 1 and s["title"] and s["articles"][0]["outlet"] for s in stories)
+    assert r["bad_stories"].is_error and "yesterday-ish" in r["bad_stories"].content[0].text
     asked = r["asked"]
     assert not asked.is_error, asked.content
     a = asked.structured_content

@@ -8,9 +8,9 @@ HTTP on 127.0.0.1 (``--transport http --port 8765``, endpoint ``/mcp``). Tools (
 * ``search_news(query, k?, since?, until?, outlet?)`` — passages retrieval finds, no model involved;
 * ``ask_news(question, since?, until?, research?)`` — a grounded answer with ``[n]`` citations, its sources,
   whether it abstained, and the searches it made;
+* ``list_stories(since?, until?, limit?)`` — the period's stories across outlets, most outlets first
+  (:mod:`rag_news.stories`);
 * ``index_status()`` — what the index holds.
-
-(``list_stories`` is not offered: rag-news has no stories API yet.)
 
 The tools are a thin layer over :class:`rag_news.answer.NewsQA` and :mod:`rag_news.tools`, the same API
 the CLI and the HTTP server use. Failures a caller can fix (an empty question, a bad date, no index yet)

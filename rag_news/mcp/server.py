@@ -34,6 +34,11 @@ ASK_DESCRIPTION = (
     "sums); 'always' forces that; 'never' keeps one retrieval. searches lists the searches it ran. "
     "Slow: a local model writes the answer (tens of seconds)."
 )
+STORIES_DESCRIPTION = (
+    "The news stories of a period across outlets, most outlets first: one story groups the copies of a wire "
+    "story and the write-ups of one event by different sites. Each story has id, title, outlets (how many "
+    "sites carry it), first_seen, last_updated and its articles (url, outlet, title, published). Use it to "
+    "see what the news was about in a period, then search_news or ask_news for details.")
 STATUS_DESCRIPTION = ("How much is indexed: articles, chunks, the index pass, the backend and the embedding "
                       "model. Call it to check rag-news has articles before searching.")
 
@@ -45,6 +50,7 @@ Since = Annotated[str | None, Field(description="Only articles published on or a
 Until = Annotated[str | None, Field(description="Only articles published on or before this date, YYYY-MM-DD")]
 Outlet = Annotated[str | None, Field(description="Only passages from this outlet: a host name such as "
                                                   "'bbc.co.uk' or a site name")]
+Limit = Annotated[int, Field(description="How many stories to return at most (1-200)", ge=1, le=200)]
 Research = Annotated[Literal["auto", "always", "never"] | None,
                      Field(description="Extra searches by the reader: auto (default), always or never")]
 
@@ -69,6 +75,10 @@ def build_server(qa, name: str = "rag-news") -> MCPServer:
                  research: Research = None) -> dict[str, Any]:
         with one_at_a_time:
             return _tool_call(lambda: answer_dict(qa, question, since, until, research))
+
+    @server.tool(description=STORIES_DESCRIPTION, annotations=read_only, structured_output=True)
+    def list_stories(since: Since = None, until: Until = None, limit: Limit = 20) -> dict[str, Any]:
+        return _tool_call(lambda: tools.list_stories(qa, since=since, until=until, limit=limit))
 
     @server.tool(description=STATUS_DESCRIPTION, annotations=read_only, structured_output=True)
     def index_status() -> dict[str, Any]:
