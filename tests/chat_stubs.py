@@ -23,6 +23,21 @@ class ScriptedReader(BaseChatModel):
     default: str = "I don't know."
     delay: float = 0.0
     calls: list = Field(default_factory=list)
+    plans: list = Field(default_factory=list)  # [(substring of the question, [(tool, args), ...])]: research
+
+    def bind_tools(self, tools, **kwargs):  # research mode's native driver: the plan comes from ``plans``
+        return self
+
+    def _plan(self, messages) -> AIMessage | None:
+        """In research mode (the research system turn first): the next scripted tool call, one per turn."""
+        from rag_news.research_drivers import SYSTEM
+
+        if not messages or messages[0].content != SYSTEM:
+            return None
+        made = sum(m.type == "tool" for m in messages)
+        plan = next((calls for key, calls in self.plans if key in messages[1].content), [])
+        return AIMessage(content="", tool_calls=[{"name": n, "args": a, "id": f"call_{made}"}
+                                                 for n, a in plan[made:made + 1]])
 
     @property
     def _llm_type(self) -> str:
@@ -38,6 +53,9 @@ class ScriptedReader(BaseChatModel):
         return next((reply for key, reply in self.rules if key in question), self.default)
 
     def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
+        plan = self._plan(messages)
+        if plan is not None:
+            return ChatResult(generations=[ChatGeneration(message=plan)])
         text = self._reply(messages, {**kwargs, **({"stop": stop} if stop else {})})
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 

@@ -33,11 +33,14 @@ def page_server(sample_settings, tmp_path_factory):  # noqa: F811
         ("cost", "The conversion of the tram depot is budgeted at 6.4 million euros [1]."),
         ("built", "The Eastmoor branch library will be built in the old tram depot on Quarry Lane [1]."),
         ("visitors", "The Eastmoor branch library expects 912,345 visitors in its first year [1]."),
-        (HOLD, " ".join(["The library will open in the old depot [1]."] * 3))],
+        (HOLD, " ".join(["The library will open in the old depot [1]."] * 3)),
+        ("student housing", "Larkspur College has 900 rooms for student housing [4].")],
+        plans=[("student housing", [("search_news", {"query": "Larkspur College student housing rooms"})])],
         rewrites={"How much will it cost?": "How much will the Eastmoor branch library conversion cost?"})
     settings = sample_settings.replace(cache_dir=tmp_path_factory.mktemp("pagecache"))
     qa = NewsQA(settings, llm=reader)
     qa.index  # opened at start, as rag_news.serve does (the page shows its counts)
+    qa.retriever.search("Eastmoor library", k=1)  # the query embedder loaded before the first ask
     service = Service(qa, queue_size=1, max_generation_s=60)
     with LiveServer(create_app(service, token=TOKEN)) as live:
         yield live, service
@@ -98,7 +101,7 @@ def test_tokens_stream_sources_are_links_and_a_follow_up_stays_on_the_article(pa
     # tokens arrive before the end: part of the text is on screen while the answer is still busy
     pg.wait_for_function("() => { const a = [...document.querySelectorAll('article.msg.assistant')].pop();"
                          " return a && a.getAttribute('aria-busy') === 'true' && a.querySelector('.text').textContent"
-                         ".split(' ').length >= 3; }", timeout=30_000)
+                         ".split(' ').length >= 3; }", timeout=120_000)
     partial = last_answer(pg).locator(".text").inner_text()
     wait_done(pg)
     final = last_answer(pg).locator(".text").inner_text()
@@ -192,6 +195,31 @@ def test_the_page_without_the_token_says_so_and_its_assets_are_local(browser, pa
     assert outside == []  # nothing but the server: no CDN, no font service
     for control in ("Ask", "New conversation"):
         assert pg.get_by_role("button", name=control).count() == 1
-    for label in ("Your question", "Published from", "Published until", "Outlets (comma-separated)"):
+    for label in ("Your question", "Published from", "Published until", "Outlets (comma-separated)",
+                  "Passages to read (1-20)", "Reader's own searches"):
         assert pg.get_by_label(label).count() == 1
     context.close()
+
+
+def test_research_searches_are_shown_before_the_answer_and_k_caps_the_sources(page):
+    pg = page
+    ask(pg, "Where will the Eastmoor branch library be built?")
+    wait_done(pg)
+    assert last_answer(pg).locator("ol.sources li").count() >= 2  # the server's k (3)
+    pg.get_by_label("Passages to read (1-20)").fill("1")
+    ask(pg, "Where will the Eastmoor branch library be built?")
+    wait_done(pg)
+    assert last_answer(pg).locator("ol.sources li").count() == 1
+    assert last_answer(pg).locator("ul.tools").count() == 0  # no research asked: no searches shown
+    pg.get_by_label("Passages to read (1-20)").fill("")
+    pg.get_by_label("Reader's own searches").select_option("always")
+    ask(pg, "How many rooms does Larkspur College have for student housing, and which is more?")
+    wait_done(pg)
+    box = last_answer(pg)
+    searches = box.get_by_role("list", name="Searches made").locator("li")
+    assert searches.count() == 1
+    assert searches.first.inner_text().startswith("Searching: “Larkspur College student housing rooms”")
+    assert "new passage" in searches.first.inner_text()
+    assert box.evaluate("b => b.querySelector('ul.tools').nextElementSibling === b.querySelector('.text')")
+    assert "900 rooms" in box.locator(".text").inner_text()
+    assert unexpected(pg.problems) == []

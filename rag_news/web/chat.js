@@ -72,12 +72,23 @@
     if (a.sources && a.sources.length) box.append(sourceList(a.sources, a.cited));
   }
 
+  function toolLine(box, call) {  // research mode: each search the reader runs, before the answer
+    let list = box.querySelector("ul.tools");
+    if (!list) { list = el("ul", "tools"); list.setAttribute("aria-label", "Searches made"); box.querySelector(".text").before(list); }
+    const args = call.arguments || {};
+    const what = call.name === "search_news" ? "Searching: “" + (args.query || "") + "”" : "Opening passage [" + args.n + "]";
+    const found = call.error ? " — error: " + call.error : " — " + (call.passages || []).length + " new passage(s)";
+    list.append(el("li", call.error ? "tool error" : "tool", what + found));
+  }
+
   function filters() {
     const out = {};
     if ($("since").value) out.since = $("since").value;
     if ($("until").value) out.until = $("until").value;
     const outlets = $("outlets").value.split(",").map((s) => s.trim()).filter(Boolean);
     if (outlets.length) out.outlets = outlets;
+    const k = parseInt($("k").value, 10);
+    if (k >= 1 && k <= 20) out.k = k;
     return out;
   }
 
@@ -127,6 +138,7 @@
     }
     box.setAttribute("aria-busy", "true");
     const body = Object.assign({question: q, stream: true, conversation_id: conversation || "new"}, filters());
+    if ($("research").value) body.research = $("research").value;
     const r = await withRetry((t) => fetch("/ask", {method: "POST", body: JSON.stringify(body),
       headers: headers({"Content-Type": "application/json", "Accept": "text/event-stream", ...t})}), box);
     const busy = box.querySelector(".busy"); if (busy) busy.remove();
@@ -134,6 +146,7 @@
     await readEvents(r, (event, data) => {
       const d = JSON.parse(data);
       if (event === "token") text.textContent += d.text;
+      else if (event === "tool") toolLine(box, d);
       else if (event === "retraction") box.dataset.retracted = d.reason;
       else if (event === "answer") { if (d.conversation_id) conversation = d.conversation_id; finish(box, d); }
       else if (event === "error") { box.classList.add("error"); text.textContent = "Error: " + d.error.message; }
@@ -145,7 +158,7 @@
   async function search(q) {
     message("user", q);
     const box = message("search", "");
-    const f = filters(), params = new URLSearchParams({q: q, k: "8"});
+    const f = filters(), params = new URLSearchParams({q: q, k: String(f.k || 8)});
     if (f.since) params.set("since", f.since);
     if (f.until) params.set("until", f.until);
     for (const o of f.outlets || []) params.append("outlet", o);
