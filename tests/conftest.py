@@ -81,39 +81,12 @@ def news_index(tmp_path_factory, cache_dir, site_article_urls) -> Settings:
 def llama_server(tmp_path_factory):
     """llama.cpp's OpenAI-compatible server (llama-cpp-python[server]) on 127.0.0.1 with the packaged
     SmolLM2 GGUF, stopped after the session. Yields its base URL (…/v1)."""
-    import socket
-    import subprocess
-    import time
-    import urllib.request
-
     from rag_news.llm import packaged_smollm2
+    from servers import llama_cpp_server
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = open(tmp_path_factory.mktemp("llama") / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_smollm2()),
-                             "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-                             "--n_ctx", "4096"], stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(base + "/models", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"llama.cpp server did not start: {open(log.name).read()[-2000:]}")
-                time.sleep(0.5)
+    with llama_cpp_server(packaged_smollm2(), tmp_path_factory.mktemp("llama"), "--model_alias", "smollm2",
+                          "--n_ctx", "4096") as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="session")

@@ -405,3 +405,40 @@ def _assemble_pdf(objects: list[str], info: int | None = None) -> bytes:
     extra = f" /Info {info} 0 R" if info else ""
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R{extra} >>\nstartxref\n{xref}\n%%EOF\n"
     return out.encode("latin-1")
+
+
+@contextlib.contextmanager
+def llama_cpp_server(model, log_dir, *args: str, wait_s: float = 120):
+    """llama.cpp's OpenAI-compatible server (``python -m llama_cpp.server``, llama-cpp-python[server]) with
+    ``model`` on a free port of 127.0.0.1 and the extra command-line ``args``; its output goes to
+    ``log_dir/server.log``. Yields its base URL (…/v1) once ``/v1/models`` answers; stopped on exit."""
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log_path = Path(log_dir) / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+                                 "--port", str(port), *args], stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}/v1"
+        try:
+            deadline = time.time() + wait_s
+            while True:
+                try:
+                    urllib.request.urlopen(base + "/models", timeout=2).read()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.time() > deadline:
+                        raise RuntimeError(f"llama.cpp server did not start: {log_path.read_text()[-2000:]}")
+                    time.sleep(0.5)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -22,7 +18,7 @@ from rag_news.embed import Embedder
 from rag_news.embed_api import EmbeddingAPIError
 from rag_news.errors import ConfigError, EmbeddingMismatch
 
-from servers import serve_handler
+from servers import llama_cpp_server, serve_handler
 from tests_support import SMALL_MODEL
 
 TEXTS = ["The last evening ferry to Gullholm Island now leaves at 19:40, two hours earlier than in summer.",
@@ -41,32 +37,9 @@ def embedding_server(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("embed-server")
     gguf = convert(packaged_minilm(), folder / "minilm.gguf")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = open(folder / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--embedding", "true",
-                             "--model_alias", SMALL_MODEL, "--host", "127.0.0.1", "--port", str(port),
-                             "--n_ctx", "512", "--n_threads", "1"], stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(base + "/models", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"llama.cpp server did not start: {open(log.name).read()[-2000:]}")
-                time.sleep(0.5)
+    with llama_cpp_server(gguf, folder, "--embedding", "true", "--model_alias", SMALL_MODEL, "--n_ctx", "512",
+                          "--n_threads", "1") as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_openai_backend_on_a_llama_cpp_server_gives_the_in_process_vectors(settings, small_embedder,

@@ -12,11 +12,6 @@ The index: the sample site on 127.0.0.1, indexed by the real pipeline with all-M
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,6 +21,7 @@ from conftest import make_settings
 from rag_news.answer import Answer, NewsQA
 from rag_news.research import (CALL_SCHEMA, Gathered, parse_json_call, stream_research, wants_research)
 from rag_news.tools import ToolCall
+from servers import llama_cpp_server
 
 ROOT = Path(__file__).resolve().parent.parent
 TWO_HOP = ("Which is larger: the number of beds in St Brennan's new children's wing, or the number of rooms "
@@ -208,33 +204,9 @@ def tool_server(tmp_path_factory):
     forced ``tool_choice`` is held by a grammar there), stopped after the module."""
     from rag_news.llm import packaged_smollm2
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = open(tmp_path_factory.mktemp("toolsrv") / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_smollm2()),
-                             "--model_alias", "smollm2", "--chat_format", "chatml-function-calling",
-                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(base + "/models", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"llama.cpp server did not start: {open(log.name).read()[-2000:]}")
-                time.sleep(0.5)
+    with llama_cpp_server(packaged_smollm2(), tmp_path_factory.mktemp("toolsrv"), "--model_alias", "smollm2",
+                          "--chat_format", "chatml-function-calling", "--n_ctx", "4096", wait_s=180) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_native_tool_calls_via_bind_tools_against_an_openai_compatible_server(mini_index, tool_server):
