@@ -12,7 +12,8 @@ deterministic, no model call, no embedding: plain reads of the passages' figures
    Otherwise the passages that hold them are chosen greedily (the passage holding most of the terms not yet
    held, ties to a passage the model cited, then to the earlier one), and when that set holds more of the
    terms than the model's citation did, the marker is rewritten to it — plus every other outlet's passage of
-   the same story that holds the same terms. Out-of-range numbers (``[9]`` of 4 passages) count as citing
+   the same story that holds the same terms. A claim most of whose terms no passage holds keeps its
+   citation (a passage sharing one word of "Mulberry Street" is no better source). Out-of-range numbers (``[9]`` of 4 passages) count as citing
    nothing. What no passage holds is reported (``unsupported``), never re-pointed. A claim without key terms
    keeps its citation (word overlap alone would move citations between paraphrases; not done).
 3. **Conflicting figures.** For each figure of a claim with its unit (the word after it: ``dead``,
@@ -119,8 +120,8 @@ def _repoint(claim: str, question: str, cited: list[int], docs: Sequence[Documen
     chosen = _cover(terms, held, valid)
     covered = set().union(*(held[n - 1] for n in chosen)) if chosen else set()
     missing = [t for t in terms if t not in covered]
-    if len(covered) <= len(own):
-        return valid, missing
+    if len(covered) <= len(own) or 2 * len(covered) <= len(terms):
+        return valid, missing  # no better, or most of the claim held nowhere: flagged, not moved
     for n in list(chosen):  # every other outlet of that story holding the same terms
         for m, h in enumerate(held, start=1):
             if (m not in chosen and stories[n - 1] and stories[m - 1] == stories[n - 1]

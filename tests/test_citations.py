@@ -84,6 +84,7 @@ def test_a_citation_of_a_neighbouring_passage_is_repointed_to_the_one_holding_th
     # what no passage holds is flagged, not moved
     none = qa._check(BLOSSOM, f"The tour stops at Madison Square Garden [{holder}].", docs, 0, 0)
     assert none.cited == [holder] and none.repointed == [] and "Madison" in none.unsupported_terms
+    assert none.unsupported_citation and "does not contain Madison" in none.note
 
 
 def test_outlets_of_one_story_giving_different_figures_are_both_cited(doobie):
