@@ -424,7 +424,7 @@ def _routes(app, service: Service) -> None:
         except RagNewsError as e:
             return _mistake(e)
 
-    @app.post("/ask", responses={**_JSON_OR_SSE, **_errors(400, 429, 503, 504)})
+    @app.post("/ask", responses={**_JSON_OR_SSE, **_errors(400, 404, 429, 503, 504)})
     async def ask(body: AskRequest, request: Request):
         try:
             question = check_question(body.question)
