@@ -85,6 +85,11 @@ def test_a_citation_of_a_neighbouring_passage_is_repointed_to_the_one_holding_th
     none = qa._check(BLOSSOM, f"The tour stops at Madison Square Garden [{holder}].", docs, 0, 0)
     assert none.cited == [holder] and none.repointed == [] and "Madison" in none.unsupported_terms
     assert none.unsupported_citation and "does not contain Madison" in none.note
+    # one word of three held elsewhere ("Nashville") is no better source for the claim: kept and flagged
+    far = next(n for n, d in enumerate(docs, 1) if "Nashville" not in d.page_content)
+    assert _holding(docs, "Nashville")
+    part = qa._check(BLOSSOM, f"It ends at Quillmoor Fieldhouse, Nashville [{far}].", docs, 0, 0)
+    assert part.cited == [far] and part.repointed == [] and part.unsupported_terms == ["Quillmoor", "Fieldhouse"]
 
 
 def test_outlets_of_one_story_giving_different_figures_are_both_cited(doobie):
@@ -101,6 +106,18 @@ def test_outlets_of_one_story_giving_different_figures_are_both_cited(doobie):
     assert said.conflicts == [] and said.answer.count("another report") == 1  # already said: not repeated
     cities = qa._check(TOUR, f"The tour visits 30 cities [{bb}].", docs, 0, 0)
     assert cities.conflicts == [] and cities.answer == f"The tour visits 30 cities [{bb}]."  # both say 30 cities
+    # re-pointed to every outlet of the story whose passage holds the claim
+    holders = _holding(docs, "Pat Simmons", "John McFee")
+    wrong = next(n for n in range(1, len(docs) + 1) if n not in holders)
+    moved = qa._check(TOUR, f"Pat Simmons and John McFee will reunite [{wrong}].", docs, 0, 0)
+    assert len(holders) == 2 and moved.cited == holders and moved.repointed[0]["to"] == holders
+    assert len({moved.sources[n - 1].outlet for n in holders}) == 2 and moved.sources[holders[0] - 1].story
+    # the other report states the answer's figure too (a hand-added correction line): no conflict
+    both = [Document(page_content=d.page_content + (" An earlier version of this story said the 30-date run will "
+                                                     "mark the first time." if n == copy else ""), metadata=d.metadata)
+            for n, d in enumerate(docs, 1)]
+    stories = [s.story for s in a.sources]
+    assert check_citations(f"The tour is a 30-date run [{bb}].", TOUR, both, stories=stories).conflicts == []
     other_stories = check_citations(f"The tour is a 30-date run [{bb}].", TOUR, docs, stories=[None] * len(docs))
     assert other_stories.conflicts == []  # different stories (or none known) never conflict
 
