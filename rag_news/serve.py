@@ -227,8 +227,8 @@ class Service:
         loop, items, stop = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
 
         def work() -> None:
-            gen = self.qa.stream(question, since=since, until=until, history=history, options=options, research=research,
-                                 **per_request)
+            gen = self.qa.stream(question, since=since, until=until, history=history, options=options,
+                                 research=research, **per_request)
             try:
                 for item in gen:
                     loop.call_soon_threadsafe(items.put_nowait, item)

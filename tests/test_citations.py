@@ -46,7 +46,8 @@ def doobie(tmp_path_factory, cache_dir, small_embedder):
         if i.endswith("-c0"):  # the hand-made conflict: the copy's updated figure
             assert "the 30-date run" in a["text"]
             a["text"] = a["text"].replace("the 30-date run", "the 32-date run")
-        meta = {"key": i, "url": a["url"], "title": a["title"], "published": a["published"], "site_name": a["site_name"]}
+        meta = {"key": i, "url": a["url"], "title": a["title"], "published": a["published"],
+                "site_name": a["site_name"]}
         chunks = chunk([Document(page_content=a["text"], metadata=meta)], small_embedder.tokenizer, s,
                        max_seq_length=small_embedder.max_seq_length)
         idx.upsert({**meta, "text": a["text"], "content_hash": f"h-{i}"}, chunks,
