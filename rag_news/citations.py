@@ -15,7 +15,8 @@ deterministic, no model call, no embedding: plain reads of the passages' figures
    the same story that holds the same terms. When the chosen passages hold no more than half of the
    claim's terms, the citation stays (a passage sharing one word of "Mulberry Street" is no better
    source). Out-of-range numbers (``[9]`` of 4 passages) count as citing nothing. What no passage holds
-   is reported (``unsupported``), never re-pointed. A claim without key terms keeps its citation (word overlap alone would move citations between paraphrases; not done).
+   is reported (``unsupported``), never re-pointed. A claim without key terms keeps its citation (word
+   overlap alone would move citations between paraphrases; not done).
 3. **Conflicting figures.** For each figure of a claim with its unit (the word after it: ``dead``,
    ``km/h``, ``euros``; past a ``million``), its mention with that unit in a cited passage gives "the thing"
    it counts: the unit and the content words around it there (six words either side). A figure without a
