@@ -14,7 +14,9 @@ The prompt is one user turn (Mixtral's template has no system role): today's dat
 instructions), the rules, then the question. The model must cite ``[n]`` and, when the passages do not
 hold the answer, reply with :data:`ABSTAIN` alone. After generation :class:`NewsQA` checks the answer
 (:mod:`rag_news.checks`): figures no passage contains withhold it; out-of-range citations are reported;
-citations whose passage lacks the answer's key terms are flagged.
+a citation whose passage lacks its claim's figures / names is re-pointed to the passages that hold them,
+figures that another outlet of the same story gives otherwise are said and cited (:mod:`rag_news.citations`);
+what no passage holds is flagged.
 """
 
 from __future__ import annotations
@@ -92,6 +94,10 @@ class Answer:
     raw_answer: str | None = None  # the model's text when it was withheld
     relevance: float | None = None  # the best passage's cosine with the question
     standalone_question: str | None = None  # the question retrieval and the reader saw (a follow-up rewritten)
+    cited_raw: list[int] = field(default_factory=list)  # the citations before re-pointing (rag_news.citations)
+    repointed: list[dict] = field(default_factory=list)  # markers moved: {"claim", "from", "to", "terms"}
+    conflicts: list[dict] = field(default_factory=list)  # figures outlets of one story disagree on
+    unsupported_terms: list[str] = field(default_factory=list)  # cited claims' figures / names no passage holds
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +109,8 @@ class Answer:
             "unsupported_citation": self.unsupported_citation, "abstained": self.abstained, "note": self.note,
             "raw_answer": self.raw_answer, "retrieved": self.retrieved, "timings": self.timings,
             "model": self.model, "relevance": self.relevance, "standalone_question": self.standalone_question,
+            "cited_raw": self.cited_raw, "repointed": self.repointed, "conflicts": self.conflicts,
+            "unsupported_terms": self.unsupported_terms,
         }
 
 
@@ -623,6 +631,10 @@ class NewsQA:
 
     @staticmethod
     def _cite(answer: Answer, text: str, question: str, docs: list[Document]) -> None:
+        """Citations checked and re-pointed to the passages holding each claim, conflicts between outlets
+        of one story said (:func:`rag_news.citations.check_citations`); an answer citing nothing attributed."""
+        from .citations import check_citations
+
         found = checks.citations(text, len(docs))
         answer.cited, answer.bad_citations = found.valid, found.out_of_range
         answer.key_terms = checks.key_terms(text, question)
@@ -633,14 +645,29 @@ class NewsQA:
         if not found.valid and not found.out_of_range:
             answer.cited = checks.attribute(text, question, docs)
             answer.citations_added = bool(answer.cited)
-        elif found.valid and answer.key_terms and not any(
-                checks.contains(docs[n - 1].page_content, t) for n in found.valid for t in answer.key_terms):
-            answer.unsupported_citation = True
+            answer.cited_raw = list(answer.cited)
+        else:
+            answer.cited_raw = list(found.valid)
+            fixed = check_citations(text, question, docs, [s.story for s in answer.sources],
+                                    [s.outlet for s in answer.sources])
+            answer.answer, answer.cited, answer.repointed = fixed.text, fixed.cited, fixed.repointed
+            answer.conflicts, answer.unsupported_terms = [c.as_dict() for c in fixed.conflicts], fixed.unsupported
+            notes += [f"re-pointed {_marks(r['from'])} to {_marks(r['to'])} (holds {', '.join(r['terms'][:3])})"
+                      for r in fixed.repointed]
+            notes += [f"outlets differ: {c.figure} {c.unit} [{c.passage}], {c.other_figure} in {c.other_outlet} "
+                      f"[{c.other}]" for c in fixed.conflicts]
+        if answer.cited and answer.key_terms and not any(
+                checks.contains(docs[n - 1].page_content, t) for n in answer.cited for t in answer.key_terms):
+            answer.unsupported_citation = True  # after re-pointing: no passage holds what the claims cite
             holders = checks.supporting(answer.key_terms, docs)
             notes.append("the cited passage does not contain " + ", ".join(answer.key_terms[:3])
                          + (f"; passage {', '.join(f'[{n}]' for n in holders)} does" if holders else ""))
         if notes:
             answer.note = "; ".join(notes)
+
+
+def _marks(ns: list[int]) -> str:
+    return "".join(f"[{n}]" for n in ns)
 
 
 def ask(question: str, settings: Settings | None = None, **overrides: Any) -> Answer:

@@ -19,7 +19,9 @@ def answer_from_dict(d: dict) -> Answer:
                   retrieved=d.get("retrieved", []), citations_added=d.get("citations_added", False),
                   bad_citations=d.get("bad_citations", []), unsupported_citation=d.get("unsupported_citation", False),
                   note=d.get("note"), raw_answer=d.get("raw_answer"), relevance=d.get("relevance"),
-                  standalone_question=d.get("standalone_question"))
+                  standalone_question=d.get("standalone_question"), cited_raw=d.get("cited_raw", []),
+                  repointed=d.get("repointed", []), conflicts=d.get("conflicts", []),
+                  unsupported_terms=d.get("unsupported_terms", []))
 
 
 class ServerQA:

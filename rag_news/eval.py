@@ -10,7 +10,10 @@ written (``id``, ``question``, ``answer``, ``sources`` (URLs, retrieval order), 
 * answer accuracy: an accepted answer occurs in the answer as a whole phrase and the system did not abstain;
 * abstention accuracy: on the unanswerable questions, the system abstained (its own verdict: "I don't
   know, but ... [1]" is an answer, not an abstention);
-* grounded citations: of the answers that assert a figure or name, the share whose cited passage holds it.
+* grounded citations: of the answers that assert a figure or name, the share whose cited passage holds it,
+  after rag-news re-pointed citations to the passages holding each claim (``grounded_citations``, rows'
+  ``grounded``) and as the model cited (``grounded_citations_raw``, rows' ``grounded_raw``; an answer that
+  cited nothing counts with the passages it was attributed to, as before re-pointing existed).
 """
 
 from __future__ import annotations
@@ -75,9 +78,10 @@ def score(questions: list[dict], rows: dict[str, dict], k: int) -> dict:
             for q in answerable) / len(answerable)
     if unanswerable:
         out["abstention_accuracy"] = sum(_abstained(rows[q["id"]]) for q in unanswerable) / len(unanswerable)
-    checked = [r["grounded"] for r in rows.values() if r.get("grounded") is not None]
-    if checked:
-        out["grounded_citations"] = sum(checked) / len(checked)
+    for name, field_ in (("grounded_citations_raw", "grounded_raw"), ("grounded_citations", "grounded")):
+        checked = [r[field_] for r in rows.values() if r.get(field_) is not None]
+        if checked:
+            out[name] = sum(checked) / len(checked)
     secs = [r["seconds"] for r in rows.values()]
     out["median_seconds"] = statistics.median(secs) if secs else 0.0
     return out
@@ -87,14 +91,15 @@ def _abstained(row: dict) -> bool:
     return bool(row.get("abstained"))
 
 
-def grounded(a) -> bool | None:
+def grounded(a, raw: bool = False) -> bool | None:
     """For an answer (not an abstention): does a passage it cites hold its key figure or name? (None when
-    it abstained or asserts nothing checkable.)"""
+    it abstained or asserts nothing checkable.) ``raw``: its citations before re-pointing (``cited_raw``)."""
     from .checks import contains
 
     if a.abstained or not a.key_terms:
         return None
-    return any(contains(a.sources[n - 1].text, t) for n in a.cited for t in a.key_terms)
+    cited = a.cited_raw if raw else a.cited
+    return any(contains(a.sources[n - 1].text, t) for n in cited for t in a.key_terms)
 
 
 def evaluate(questions: list[dict], qa, out=None, k: int = 4, progress: bool = False) -> tuple[list[dict], dict]:
@@ -108,7 +113,9 @@ def evaluate(questions: list[dict], qa, out=None, k: int = 4, progress: bool = F
             a = qa.ask(q["question"])
             row = {"id": q["id"], "question": q["question"], "answer": a.answer, "sources": a.retrieved,
                    "abstained": a.abstained, "cited": [a.sources[n - 1].url for n in a.cited],
-                   "grounded": grounded(a), "bad_citations": a.bad_citations, "note": a.note,
+                   "cited_raw": [a.sources[n - 1].url for n in a.cited_raw],
+                   "grounded_raw": grounded(a, raw=True), "grounded": grounded(a),
+                   "repointed": a.repointed, "conflicts": a.conflicts, "bad_citations": a.bad_citations, "note": a.note,
                    "raw_answer": a.raw_answer, "relevance": a.relevance, "timings": a.timings,
                    "seconds": round(time.perf_counter() - t, 3)}
             rows.append(row)

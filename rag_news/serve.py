@@ -3,7 +3,7 @@
 Endpoints (FastAPI, served by uvicorn, bound to 127.0.0.1 unless ``--host`` says otherwise):
 
 * ``POST /ask`` — ``{"question", "since"?, "until"?, "stream"?, "conversation_id"?, "k"?, "outlets"?,
-  "today"?, "safe_mode"?}``: the answer as JSON (question, answer,
+  "today"?, "safe_mode"?, "max_per_story"?}``: the answer as JSON (question, answer,
   sources, cited, abstained, timings), or, with ``"stream": true`` or ``Accept: text/event-stream``,
   Server-Sent Events: ``token`` (``{"text"}``) as generated, ``retraction`` if the checks withhold what was
   streamed, then ``answer`` (the same JSON); ``"research": "auto"|"always"|"never"`` lets the reader run
@@ -96,6 +96,8 @@ class AskRequest(BaseModel):
     today: date | None = Field(None, description="answer as on this date (default: the real date now)")
     safe_mode: bool | None = Field(None, description="the guardrail instruction (Mistral: safe_prompt)")
     research: Literal["auto", "always", "never"] | None = None  # the reader's own searches (rag_news.research)
+    max_per_story: int | None = Field(None, ge=0, le=50,
+                                      description="passages per story (0: no cap; default: the setting)")
 
 
 class ChatMessage(BaseModel):
@@ -195,8 +197,9 @@ class Service:
             raise Busy(min(retry, int(self.max_generation_s * (self.queue_size + 1))), ticket=ticket)
 
     async def answer(self, question: str, since: str | None, until: str | None, history: list | None = None,
-                     options: Any = None, research: str | None = None) -> AsyncIterator[Any]:
-        """The stream's items (tokens, a retraction, the :class:`Answer`, then ``{"queue_wait_s"}``)."""
+                     options: Any = None, research: str | None = None, **per_request: Any) -> AsyncIterator[Any]:
+        """The stream's items (tokens, a retraction, the :class:`Answer`, then ``{"queue_wait_s"}``);
+        ``per_request``: more of :meth:`NewsQA.stream`'s keywords (``max_per_story``)."""
         if self._gate is None:
             self._gate = asyncio.Semaphore(1)
         if self.full():
@@ -210,7 +213,7 @@ class Service:
         started = time.perf_counter()
         try:
             wait = started - queued
-            async for item in self._generate(question, since, until, history, options, research):
+            async for item in self._generate(question, since, until, history, options, research, **per_request):
                 yield item
             self.served += 1
             yield {"queue_wait_s": round(wait, 3)}
@@ -219,12 +222,13 @@ class Service:
             self._gate.release()
 
     async def _generate(self, question: str, since: str | None, until: str | None, history: list | None = None,
-                        options: Any = None, research: str | None = None) -> AsyncIterator[Any]:
+                        options: Any = None, research: str | None = None, **per_request: Any) -> AsyncIterator[Any]:
         """Run ``NewsQA.stream`` in a worker thread; stop it at the deadline or when the consumer goes."""
         loop, items, stop = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
 
         def work() -> None:
-            gen = self.qa.stream(question, since=since, until=until, history=history, options=options, research=research)
+            gen = self.qa.stream(question, since=since, until=until, history=history, options=options,
+                                 research=research, **per_request)
             try:
                 for item in gen:
                     loop.call_soon_threadsafe(items.put_nowait, item)
@@ -420,7 +424,7 @@ def _routes(app, service: Service) -> None:
         except RagNewsError as e:
             return _mistake(e)
 
-    @app.post("/ask", responses={**_JSON_OR_SSE, **_errors(400, 429, 503, 504)})
+    @app.post("/ask", responses={**_JSON_OR_SSE, **_errors(400, 404, 429, 503, 504)})
     async def ask(body: AskRequest, request: Request):
         try:
             question = check_question(body.question)
@@ -444,8 +448,9 @@ def _routes(app, service: Service) -> None:
             if turns is None:
                 return _error(404, "no such conversation", "not_found")
             history = history_of(turns)
+        per_story = {"max_per_story": body.max_per_story} if body.max_per_story is not None else {}
         events = service.answer(question, _iso(body.since), _iso(body.until), history=history, options=options,
-                                research=body.research)
+                                research=body.research, **per_story)
         if cid is not None:
             events = recorded(events, service.conversations, owner, cid, question)
         extra = {"conversation_id": cid} if cid is not None else {}

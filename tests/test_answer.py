@@ -102,8 +102,12 @@ def test_citation_checks_report_out_of_range_and_unsupported_citations(qwen):
     assert out.bad_citations == [9] and out.cited == [] and not out.citations_added
     assert "cites [9], but only" in out.note
     other = next(n for n, d in enumerate(docs, 1) if "tram depot" not in d.page_content)
-    wrong = qwen._check(ANSWERABLE, f"It will be built on Quarry Lane [{other}].", docs, 0, 0)
-    assert wrong.unsupported_citation and "does not contain Quarry" in wrong.note
+    holder = next(n for n, d in enumerate(docs, 1) if "Quarry Lane" in d.page_content)
+    wrong = qwen._check(ANSWERABLE, f"It will be built on Quarry Lane [{other}].", docs, 0, 0)  # re-pointed
+    assert wrong.answer == f"It will be built on Quarry Lane [{holder}]." and wrong.cited_raw == [other]
+    assert not wrong.unsupported_citation and f"re-pointed [{other}] to [{holder}]" in wrong.note
+    nowhere = qwen._check(ANSWERABLE, f"It will be built on Marrowgate Heath [{other}].", docs, 0, 0)
+    assert nowhere.unsupported_citation and "does not contain Marrowgate" in nowhere.note  # flagged, kept
     hedge = qwen._check(ANSWERABLE, "I don't know, but probably the tram depot [1].", docs, 0, 0)
     assert not hedge.abstained  # a hedged answer is an answer
 

@@ -87,10 +87,11 @@ def test_eval_writes_one_line_per_question_and_scores(news_index, site, tmp_path
     assert p.returncode == 0, p.stderr[-2000:]
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["a1", "u1"]
-    assert {"id", "question", "answer", "sources", "abstained"} <= set(rows[0])
+    assert {"id", "question", "answer", "sources", "abstained", "grounded_raw", "grounded"} <= set(rows[0])
     assert rows[0]["sources"][0].endswith("/2026/11/library-eastmoor.html")
     scores = json.loads(p.stdout.strip().splitlines()[-1])
     assert scores["hit@1"] == 1.0 and scores["abstention_accuracy"] == 1.0 and scores["answer_accuracy"] == 1.0
+    assert rows[1]["grounded"] is None and rows[1]["grounded_raw"] is None  # an abstention asserts nothing
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
     one_line_error(run("rag_news.eval", ["--questions", str(bad), "--index-dir", str(news_index.index_dir)],
