@@ -21,6 +21,8 @@ what no passage holds is flagged.
 
 from __future__ import annotations
 
+import itertools
+
 import threading
 import time
 from dataclasses import dataclass, field
@@ -317,8 +319,13 @@ def build_chain(retriever, llm, compress: Callable[[str, list[Document]], list[D
             | RunnablePassthrough.assign(answer=answer))
 
 
+INVENTED_TURN = "\nQuestion:"  # small readers continue the prompt's pattern with a question of their own
+
+
 def without_label(pieces: Iterable[str]) -> Iterator[str]:
-    """Streamed text passed through as it comes, minus a leading ``Answer:`` / ``A:`` label."""
+    """Streamed text passed through as it comes, minus a leading ``Answer:`` / ``A:`` label, and ending
+    where the model starts a line ``Question:`` of its own (the rest is not the answer; the model's stream
+    is left there, which stops it)."""
     import re
 
     label = re.compile(r"^\s*(?:answer|a)\s*:\s*", re.IGNORECASE)
@@ -329,9 +336,25 @@ def without_label(pieces: Iterable[str]) -> Iterator[str]:
         if len(head.strip()) >= 8:
             break
     head = label.sub("", head).lstrip()
-    if head:
-        yield head
-    yield from it
+    yield from _until_invented_turn(itertools.chain([head] if head else [], it))
+
+
+def _until_invented_turn(pieces: Iterable[str]) -> Iterator[str]:
+    held = ""
+    for piece in pieces:
+        held += piece
+        cut = held.find(INVENTED_TURN)
+        if cut >= 0:
+            if held[:cut].rstrip():
+                yield held[:cut].rstrip()
+            return
+        keep = next((n for n in range(min(len(held), len(INVENTED_TURN) - 1), 0, -1)
+                     if INVENTED_TURN.startswith(held[-n:])), 0)  # a tail that may begin the marker waits
+        if len(held) > keep:
+            yield held[:len(held) - keep]
+        held = held[len(held) - keep:]
+    if held:
+        yield held
 
 
 # ------------------------------------------------------------------------------------------- facade

@@ -204,3 +204,14 @@ def test_streamed_answer_loses_a_leading_label_but_not_an_article():
     assert "".join(without_label([" Answer: the", " old tram depot"])) == "the old tram depot"
     assert "".join(without_label(["A man", " was", " arrested."])) == "A man was arrested."
     assert "".join(without_label(["A:"])) == ""
+
+
+def test_streamed_answer_ends_where_the_model_invents_its_next_question():
+    # what the real Qwen2.5 1.5B wrote after a follow-up's answer (the follow-up benchmark's rows)
+    seen = ["The battery of the ID. Space", " Vizzion is 82 kWh", ".\n", "\nQues", "tion: What is", " its range?"]
+    consumed = []
+    stream = (consumed.append(p) or p for p in seen)
+    assert "".join(without_label(stream)).strip() == "The battery of the ID. Space Vizzion is 82 kWh."
+    assert len(consumed) == 5  # the model's stream is left at the invented question, not read to its end
+    kept = ["It is 5", "\nQ", "uestions remain open [1]."]  # a line merely beginning with "Q..." stays
+    assert "".join(without_label(kept)) == "It is 5\nQuestions remain open [1]."
