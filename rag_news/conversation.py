@@ -11,7 +11,8 @@ flow for one turn is::
   "that"/"there", not a bare fragment like "And the second?"), the question is kept as it is: no model
   call (:func:`needs_rewrite`). Otherwise the reader rewrites it with a short prompt
   (:data:`REWRITE_PROMPT`, greedy, one line, at most ``REWRITE_TOKENS`` tokens); an empty, multi-line or
-  over-long reply falls back to the previous question followed by this one (:func:`fallback`).
+  over-long reply, or one that brings in no word of the earlier turns (the follow-up handed back as it
+  was), falls back to this question followed by the previous one (:func:`fallback`).
 * **Conversation slice.** At most :data:`HISTORY_TURNS` earlier exchanges, each message cut to
   :data:`HISTORY_CHARS` characters, their ``[n]`` citation marks removed (they numbered another turn's
   passages) and neutralised like the passages (:func:`rag_news.context.neutralize`).
@@ -182,7 +183,16 @@ def clean_rewrite(text: str, question: str, turns: Sequence[Turn]) -> str:
     kept = own & _content_words(line)
     if _norm(line) in earlier or (own and len(kept) < (len(own) + 1) // 2):
         return fallback(question, turns)  # it repeated an earlier question, or dropped what this one asks
+    if not _brings_in(line, own, turns):
+        return fallback(question, turns)  # it resolved nothing: no word of the conversation came in
     return line
+
+
+def _brings_in(line: str, own: set[str], turns: Sequence[Turn]) -> bool:
+    """Does the rewrite add a content word of the earlier turns (compared by their first 5 letters, so
+    "protests" resolves a conversation about "protesters")? A follow-up returned as it was does not."""
+    said = {w[:5] for t in turns for w in _content_words(t.content)}
+    return any(w[:5] in said for w in _content_words(line) - own)
 
 
 _STOP = set("""a an the of in on at to for by with from about and or but so is are was were be been being do does

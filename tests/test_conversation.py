@@ -63,6 +63,11 @@ def test_an_unusable_rewrite_falls_back_to_the_follow_up_with_the_previous_quest
     for bad in ("", FIRST, "Where will it be?", "x" * 500):  # nothing, the old question, this one's words lost
         assert conv.clean_rewrite(bad, FOLLOW, turns) == f"{FOLLOW} (following up on: {FIRST})"
     assert conv.clean_rewrite("Rewritten question: " + REWRITE + "\nmore", FOLLOW, turns) == REWRITE
+    # handed back as it was, or with a word the conversation never used: nothing resolved (Qwen 1.5B does
+    # this on 6 of the 13 answerable dev follow-ups)
+    for unresolved in (FOLLOW, "How much will that cost overall?", "How much will the stadium cost?"):
+        assert conv.clean_rewrite(unresolved, FOLLOW, turns) == f"{FOLLOW} (following up on: {FIRST})"
+    assert conv.clean_rewrite("How much will the libraries cost?", FOLLOW, turns) == "How much will the libraries cost?"
 
 
 def test_options_are_checked():
