@@ -12,6 +12,9 @@
 
 from .base import BUILD_HINT, CommitResult, SearchHit, Store, writer_lock
 from .faiss_store import NewsIndex, StoreOptions
+from .langchain import NewsVectorStore
+
+NewsVectorStore.default_backend = NewsIndex  # what NewsVectorStore.from_texts(index_dir=...) opens
 
 __all__ = ["Store", "NewsIndex", "StoreOptions", "SearchHit", "CommitResult", "writer_lock", "BUILD_HINT",
            "open_store", "read_meta"]

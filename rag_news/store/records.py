@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator
 
 from ..errors import IndexCorrupt
 
+DB_NAME = "index.db"  # the SQLite database in an index folder
 FORMAT = "rag-news-index"
 SCHEMA_VERSION = 2  # version 1 was the JSON snapshot format (migrated by rag_news.store.legacy)
 POSTINGS_BUDGET = 20_000

@@ -383,3 +383,21 @@ def dead_per_segment(folder: Path, rows: list[dict], dead: set[int]) -> dict[str
         index = faiss.read_index(str(flat_path(folder, r["name"])), faiss.IO_FLAG_MMAP_IFC)
         out[r["name"]] = int(np.isin(faiss.vector_to_array(index.id_map), dead_arr).sum())
     return out
+
+
+@dataclass
+class StoreOptions:
+    """How a FAISS index writes, merges and searches its segments (``Settings.vector_index``, ``ivf_min_vectors``, ``ivf_nprobe``, ``device``:
+    FAISS on a GPU where the build, the machine and the setting allow it, see :mod:`rag_news.store.gpu`)."""
+
+    vector_index: str = "auto"      # auto: IVF for segments (a merge's or a pass's) of >= ivf_min_vectors; flat: exact
+    ivf_min_vectors: int = 50_000
+    nprobe: int = 16
+    merge_factor: int = MERGE_FACTOR
+    max_merge_vectors: int = MAX_MERGE_VECTORS
+    device: str = "auto"            # auto | cpu | cuda | cuda:N | mps (Settings.device)
+
+    @classmethod
+    def from_settings(cls, settings) -> "StoreOptions":
+        return cls(vector_index=settings.vector_index, ivf_min_vectors=settings.ivf_min_vectors,
+                   nprobe=settings.ivf_nprobe, device=settings.device)
