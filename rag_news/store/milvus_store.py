@@ -191,6 +191,30 @@ class MilvusStore(StagedPass):
             rec.pop("chunk_ids", None)
             yield rec
 
+    def expiry_candidates(self, seen_before: str | None, born_before: str | None) -> list[dict]:
+        """Records last seen (else first seen) before ``seen_before`` or published (else first seen) before
+        ``born_before`` (ISO; None: that condition off), key order: one filtered query (Milvus evaluates it;
+        the records are not read here one by one)."""
+        def older(field: str, fallback: str, bound: str) -> str:  # coalesce(field, fallback) < bound
+            return (f'((exists data["{field}"] and data["{field}"] < {_quote(bound)}) or '
+                    f'(not exists data["{field}"] and data["{fallback}"] < {_quote(bound)}))')
+
+        conds = [older("last_seen", "first_seen", seen_before)] if seen_before else []
+        conds += [older("published", "first_seen", born_before)] if born_before else []
+        if not conds:
+            return []
+        rows = []
+        it = self.client.query_iterator(self.records_col, batch_size=1000, output_fields=["data"],
+                                        filter=f'kind == "article" and ({" or ".join(conds)})')
+        try:
+            while batch := it.next():
+                rows += [dict(r["data"]) for r in batch]
+        finally:
+            it.close()
+        for rec in rows:
+            rec.pop("chunk_ids", None)
+        return sorted(rows, key=lambda r: r["key"])
+
     @property
     def articles(self) -> dict[str, dict]:
         """Every article record by key, with ``chunk_ids`` (for tools and tests)."""
@@ -280,6 +304,20 @@ class MilvusStore(StagedPass):
         if not query.strip():
             return []
         return self.dense_search(np.asarray(self.embeddings.embed_query(query), np.float32), k, since, until)
+
+    def export(self) -> Iterator[tuple[dict, list[Document], np.ndarray]]:
+        """Every article as ``(record with text, chunks, their stored vectors)``, the arguments of
+        :meth:`upsert` on another store (nothing re-embedded), article by article."""
+        for rec in self.articles.values():
+            ids = rec.pop("chunk_ids", [])
+            rec["text"] = self.article_text(rec["key"]) or ""
+            found = {}
+            for i in range(0, len(ids), BATCH):
+                for r in self.client.get(self.chunks_col, ids=ids[i:i + BATCH], output_fields=["text", "meta", "dense"]):
+                    found[r["chunk_id"]] = r
+            rows = [found[c] for c in ids if c in found]
+            yield rec, [_document(r) for r in rows], np.array([r["dense"] for r in rows], np.float32).reshape(
+                len(rows), self.dim)
 
     def stats(self) -> dict:
         self.refresh()

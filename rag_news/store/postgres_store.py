@@ -226,6 +226,20 @@ class PostgresStore(StagedPass):
         """Every article record (without text or chunk ids), in key order."""
         return iter([r[0] for r in self.rows('SELECT record FROM {s}.articles ORDER BY key COLLATE "C"')])
 
+    def expiry_candidates(self, seen_before: str | None, born_before: str | None) -> list[dict]:
+        """Records last seen (else first seen) before ``seen_before`` or published (else first seen) before
+        ``born_before`` (ISO; None: that condition off), key order, through expression indexes on those dates."""
+        parts, params = [], []
+        for expr, bound in (("coalesce(record->>'last_seen', record->>'first_seen')", seen_before),
+                            ("coalesce(published, record->>'first_seen')", born_before)):
+            if bound:
+                parts.append(f'SELECT key, record FROM {{s}}.articles WHERE ({expr}) COLLATE "C" < %s')  # indexed
+                params.append(bound)
+        if not parts:
+            return []
+        return [r[1] for r in self.rows(f'SELECT key, record FROM ({" UNION ".join(parts)}) u ORDER BY key COLLATE "C"',
+                                        params)]
+
     @property
     def articles(self) -> dict[str, dict]:
         """Every article record by key, with ``chunk_ids`` (for tools and tests)."""
@@ -438,7 +452,8 @@ def _create(conn, schema: str, embeddings) -> None:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         stories = postgres_stories.SCHEMA.format(s=schema)
-        for stmt in (SCHEMA.format(s=schema, dim=dim, ts=TS_CONFIG) + ";" + stories).split(";"):
+        expiry = postgres_writer.EXPIRY_INDEXES.format(s=schema)
+        for stmt in (SCHEMA.format(s=schema, dim=dim, ts=TS_CONFIG) + ";" + stories + ";" + expiry).split(";"):
             if stmt.strip():
                 conn.execute(stmt)
         meta = {"dim": dim, "embedding_model": getattr(embeddings, "model_name", None), "distance": "cosine",

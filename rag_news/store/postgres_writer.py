@@ -14,6 +14,13 @@ from .base import CommitResult, Staged, chunk_rows, url_forms, utc_now
 
 _ARTICLE_COLUMNS = ("key", "url", "published", "content_hash")
 BATCH = 1000  # articles per statement batch
+# what PostgresStore.expiry_candidates reads through (made with the schema; an older schema gets them at its
+# next commit)
+EXPIRY_INDEXES = """
+CREATE INDEX IF NOT EXISTS articles_by_seen ON {s}.articles((coalesce(record->>'last_seen', record->>'first_seen'))
+    COLLATE "C");
+CREATE INDEX IF NOT EXISTS articles_by_born ON {s}.articles((coalesce(published, record->>'first_seen')) COLLATE "C")
+"""
 
 
 def lock_id(schema: str, what: str) -> int:
@@ -97,6 +104,9 @@ def commit_pass(conn, s: str, staged: Staged, faults: Faults = NO_FAULTS) -> Com
     added, written = staged.chunks_added, staged.articles_written
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_id(s, "commit"),))
+        for stmt in EXPIRY_INDEXES.format(s=s).split(";"):
+            if stmt.strip():
+                cur.execute(stmt)
         removed = _delete(cur, s, sorted(staged.removals), articles=True) if staged.removals else 0
         removed += _write_articles(cur, s, upserts)
         _touch(cur, s, staged.foreign_touches())

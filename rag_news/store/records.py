@@ -82,6 +82,7 @@ def create(conn: sqlite3.Connection, meta: dict[str, Any]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     for stmt in [s for s in SCHEMA.split(";") if s.strip()]:
         conn.execute(stmt)
+    ensure_expiry_indexes(conn)
     put_meta(conn, {"format": FORMAT, "version": SCHEMA_VERSION, "next_vid": 1, "articles": 0, "chunks": 0, **meta})
     conn.execute("COMMIT")
 
@@ -128,6 +129,35 @@ def iter_articles(conn: sqlite3.Connection) -> Iterator[dict]:
     """Every article record (without text or chunk ids), in key order."""
     for row in conn.execute(f"SELECT {', '.join(_ARTICLE_COLUMNS)}, record FROM articles ORDER BY key"):
         yield _record(row)
+
+
+EXPIRY_INDEXES = """
+CREATE INDEX IF NOT EXISTS articles_by_seen ON articles(coalesce(last_seen, first_seen));
+CREATE INDEX IF NOT EXISTS articles_by_born ON articles(coalesce(published, first_seen))
+"""
+
+
+def ensure_expiry_indexes(conn: sqlite3.Connection) -> None:
+    """The indexes :func:`expiry_candidates` reads through (an index made before them gets them at its next
+    commit, inside the writer's transaction)."""
+    for stmt in [s for s in EXPIRY_INDEXES.split(";") if s.strip()]:
+        conn.execute(stmt)
+
+
+def expiry_candidates(conn: sqlite3.Connection, seen_before: str | None, born_before: str | None) -> list[dict]:
+    """Records (as :func:`iter_articles`) last seen (else first seen) before ``seen_before``, or published
+    (else first seen) before ``born_before`` (ISO strings, compared as such; None: no such condition), in
+    key order; read through the expiry indexes, not a walk over every record."""
+    cols = ", ".join(_ARTICLE_COLUMNS)
+    parts, params = [], []
+    for expr, bound in (("coalesce(last_seen, first_seen)", seen_before), ("coalesce(published, first_seen)", born_before)):
+        if bound:
+            parts.append(f"SELECT {cols}, record FROM articles WHERE {expr} < ?")
+            params.append(bound)
+    if not parts:
+        return []
+    rows = conn.execute(" UNION ".join(parts) + " ORDER BY key", params).fetchall()
+    return [_record(r) for r in rows]
 
 
 def article_text(conn: sqlite3.Connection, key: str) -> str | None:

@@ -85,6 +85,7 @@ def _write_records(conn, staged: Staged, first_vid: int, pass_id: int, segment: 
     removed = 0
     conn.execute("BEGIN IMMEDIATE")
     try:
+        records.ensure_expiry_indexes(conn)  # indexes made before them get them here (no-op after)
         for key in staged.removals:
             removed += len(records.delete_article(conn, key))
         vid = first_vid
