@@ -103,9 +103,13 @@ def private_uses(path: Path) -> list[str]:
             own.add(node.attr)
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             own.add(node.id)
-    return [f"{path.name}:{node.lineno} {node.value.id}.{node.attr}" for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-            and node.value.id not in ("self", "cls") and re.match(r"_[a-z]", node.attr) and node.attr not in own]
+    uses = [(node.lineno, node.value, node.attr) for node in ast.walk(tree) if isinstance(node, ast.Attribute)]
+    uses += [(node.lineno, node.args[0], node.args[1].value) for node in ast.walk(tree)  # getattr(x, "_name")
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr")
+             and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)]
+    return [f"{path.name}:{line} {value.id}.{attr}" for line, value, attr in uses
+            if isinstance(value, ast.Name) and value.id not in ("self", "cls") and re.match(r"_[a-z]", attr)
+            and attr not in own]
 
 
 THIRD_PARTY = {"client._model"}  # answer.py: llama-cpp-python's Llama object (its model handle), not ours

@@ -139,6 +139,7 @@ class Store(Protocol):
     #      sig (MinHash values), bands (LSH band hashes, written only), lead (title+lead vector or None))
     def put_story(self, key: str, entry: dict) -> None: ...
     def reset_stories(self) -> None: ...               # restory: drop every committed entry in this pass
+    def staged_stories(self) -> dict[str, dict]: ...   # entries staged in this pass, by key
     def story_entries(self, keys: list[str]) -> dict[str, dict]: ...
     def story_keys_for_bands(self, bands: list[str]) -> set[str]: ...
     def stories_between(self, since: str | None = None, until: str | None = None) -> list[dict]: ...
@@ -238,6 +239,11 @@ class StagedPass:
     def reset_stories(self) -> None:
         """Stage the removal of every committed story entry (``restory`` re-forms them in the same pass)."""
         self.staged.stories_reset = True
+
+    def staged_stories(self) -> dict[str, dict]:
+        """The story entries staged in this pass, by article key (not committed yet: stories read them so
+        that articles of one pass can join each other's story)."""
+        return self.staged.stories
 
     @property
     def pending(self) -> bool:

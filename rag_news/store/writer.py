@@ -82,15 +82,15 @@ def _write_records(conn, staged: Staged, first_vid: int, pass_id: int, segment: 
                    faults: Faults) -> int:
     """The pass's one transaction. Returns how many chunks it deleted."""
     upserts = list(staged.upserts.values())
-    removed = 0
     conn.execute("BEGIN IMMEDIATE")
     try:
-        records.ensure_expiry_indexes(conn)  # indexes made before them get them here (no-op after)
+        records.ensure_additions(conn)  # an index made before them gets them here (no-op after)
+        dead = []
         for key in staged.removals:
-            removed += len(records.delete_article(conn, key))
+            dead += records.delete_article(conn, key)
         vid = first_vid
         for rec, chunks, _ in upserts:
-            removed += len(records.delete_chunks(conn, rec["key"]))
+            dead += records.delete_chunks(conn, rec["key"])
             old = records.article(conn, rec["key"])
             if old is not None:
                 conn.execute("DELETE FROM url_forms WHERE key=?", (rec["key"],))
@@ -108,7 +108,9 @@ def _write_records(conn, staged: Staged, first_vid: int, pass_id: int, segment: 
             records.put_host_note(conn, host, note, when)
         _write_stories(conn, staged)
         if segment:
-            records.put_segment(conn, segment, pass_id)
+            records.put_segment(conn, segment, pass_id, [(first_vid, vid - 1)])
+        records.count_dead(conn, dead)  # the segments' dead counts follow the change (no id map read)
+        removed = len(dead)
         got = records.add_pass(conn, when, vid - first_vid, removed, staged.articles_written, None)
         assert got == pass_id, (got, pass_id)
         n_articles, n_chunks = records.counts(conn)
@@ -124,22 +126,45 @@ def _write_records(conn, staged: Staged, first_vid: int, pass_id: int, segment: 
 # ------------------------------------------------------------------------------------------ compaction
 def compact(conn, folder: Path, options: StoreOptions, force: bool = False) -> list[dict]:
     """Run the merges :func:`~rag_news.store.vectors.plan_merges` asks for, again until it asks for none
-    (a merge can fill the next tier); ``force``: one merge of everything, whatever its size."""
+    (a merge can fill the next tier); ``force``: one merge of everything, whatever its size. Reads the
+    segments' dead counts from the database (kept as vectors die); the dead vector ids only to merge."""
     done = []
     while True:
         rows = records.segments(conn)
-        dead = set(records.dead_vids(conn))
+        dead_in = _dead_counts(conn, folder, rows)
         if force:
-            groups = [[r["name"] for r in rows]] if rows and (len(rows) > 1 or dead) else []
+            any_dead = conn.execute("SELECT 1 FROM dead_vectors LIMIT 1").fetchone() is not None
+            groups = [[r["name"] for r in rows]] if rows and (len(rows) > 1 or any_dead) else []
         else:
-            groups = vec.plan_merges(rows, vec.dead_per_segment(folder, rows, dead), options.merge_factor,
-                                     options.max_merge_vectors)
+            groups = vec.plan_merges(rows, dead_in, options.merge_factor, options.max_merge_vectors)
         if not groups:
             return done
+        dead = set(records.dead_vids(conn))
         for names in groups:
             done.append(_merge(conn, folder, options, names, dead))
         if force:
             return done
+
+
+def _dead_counts(conn, folder: Path, rows: list[dict]) -> dict[str, int]:
+    """Dead vectors per segment, from the database; a segment not counted yet (an index made before the
+    counts) is counted once from its id map, and its count and id runs stored."""
+    unknown = [r for r in rows if r["dead"] is None]
+    if unknown:
+        dead = np.fromiter(records.dead_vids(conn), dtype=np.int64)
+        counted = {r["name"]: vec.count_segment(folder, r["name"], dead) for r in unknown}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            records.ensure_additions(conn)
+            for name, (n, runs) in counted.items():
+                records.set_counted(conn, name, n, runs)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        for r in unknown:
+            r["dead"] = counted[r["name"]][0]
+    return {r["name"]: int(r["dead"]) for r in rows}
 
 
 def _merge(conn, folder: Path, options: StoreOptions, names: list[str], dead: set[int]) -> dict:
@@ -163,6 +188,7 @@ def _merge(conn, folder: Path, options: StoreOptions, names: list[str], dead: se
         records.retire_segments(conn, names, pass_id, when)
         if row:
             records.put_segment(conn, row, pass_id)
+        records.move_runs(conn, names, row["name"] if row else None)
         conn.executemany("DELETE FROM dead_vectors WHERE vid=?", [(int(v),) for v in dropped])
         records.add_pass(conn, when, 0, 0, 0, f"merged {len(names)} segments")
         conn.execute("COMMIT")
