@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from rag_news.reindex import run_pass
 from rag_news.sources import Source
+from rag_news.store import records
 
 from test_reindex import ARTICLES, FERRY, live_site, write_feed  # noqa: F401
 from test_store_backends import backend, stage  # noqa: F401
@@ -50,13 +49,10 @@ def test_the_sqlite_expiry_query_reads_through_its_indexes(settings, small_embed
     idx = NewsIndex.open(settings.index_dir, small_embedder, create=True)
     stage(idx, small_embedder, settings, "http://127.0.0.1/a", "A", "Harbour article.", "2026-01-01")
     idx.commit()
-    plans = []
-    for sql_bound in (("coalesce(last_seen, first_seen)", "2026-06-01"), ("coalesce(published, first_seen)", "x")):
-        plan = idx._conn.execute(f"EXPLAIN QUERY PLAN SELECT key FROM articles WHERE {sql_bound[0]} < ?",
-                                 (sql_bound[1],)).fetchall()
-        plans.append(" ".join(str(r[-1]) for r in plan))
-    assert "USING INDEX articles_by_seen" in plans[0] and "USING INDEX articles_by_born" in plans[1], plans
-    assert "SCAN articles" not in " ".join(plans)
+    plans = [" ".join(str(r[-1]) for r in idx._conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+             for sql, params in records.expiry_queries("2026-06-01", "2026-06-01")]
+    assert len(plans) == 2 and "USING INDEX articles_by_seen" in plans[0] and "USING INDEX articles_by_born" in plans[1]
+    assert not any("SCAN" in p for p in plans), plans
 
 
 def test_a_pass_expires_through_the_candidates_without_walking_every_record(live_site, settings, small_embedder,  # noqa: F811

@@ -150,3 +150,40 @@ def test_the_store_protocol_holds_everything_its_callers_use_and_every_backend_h
     assert [u for u in sorted(used) if u[1] not in members] == []
     for backend in (NewsIndex, MilvusStore, PostgresStore):
         assert [m for m in sorted(members) if m not in ("embeddings", "meta") and not hasattr(backend, m)] == [], backend
+
+
+def test_fault_injection_is_a_hook_passed_in_not_an_environment_lookup(tmp_path, small_embedder, settings):
+    """The writer calls the hook it was given at its named points; a hook that fails at ``swapping`` (the
+    pass's transaction written, not committed) leaves the last committed pass. No module reads a pause
+    variable from the environment."""
+    from rag_news.faults import Faults
+    from rag_news.store import NewsIndex
+
+    from test_store_backends import stage
+
+    class Recorder(Faults):
+        def __init__(self, fail_at=None):
+            self.names, self.fail_at = [], fail_at
+
+        def reached(self, name):
+            self.names.append(name)
+            if name == self.fail_at:
+                raise RuntimeError(f"injected at {name}")
+
+    hook = Recorder()
+    idx = NewsIndex.open(tmp_path / "f", small_embedder, create=True, faults=hook)
+    stage(idx, small_embedder, settings, "http://127.0.0.1/a", "A", "The harbour ferry leaves at noon.")
+    idx.commit()
+    assert hook.names == ["writing", "swapping"]
+    failing = NewsIndex.open(tmp_path / "f", small_embedder, faults=Recorder(fail_at="swapping"))
+    stage(failing, small_embedder, settings, "http://127.0.0.1/b", "B", "The library opens in the old depot.")
+    try:
+        failing.commit()
+    except RuntimeError as e:
+        assert "injected at swapping" in str(e)
+    else:
+        raise AssertionError("the hook was not called")
+    reader = NewsIndex.open(tmp_path / "f", small_embedder)
+    assert len(reader) == 1 and reader.article("http://127.0.0.1/b") is None and reader.check() == []
+    sources = [p for p in STORE.parent.rglob("*.py")]
+    assert not [p.name for p in sources if "PAUSE_AT" in p.read_text(encoding="utf-8")]

@@ -38,7 +38,6 @@ from . import gpu, legacy, records, story_tables, vectors as vec, writer
 from .base import BUILD_HINT, CommitResult, SearchHit, StagedPass, utc_now, writer_lock
 from .records import DB_NAME
 from .vectors import StoreOptions
-from .writer import RETIRED_GRACE_S  # noqa: F401 - re-exported
 
 WINDOWS_KEPT = 16  # date windows whose vector selectors a reader keeps for the pass (see NewsIndex._window)
 

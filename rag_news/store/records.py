@@ -149,20 +149,24 @@ def ensure_additions(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE segments ADD COLUMN dead INTEGER")  # NULL: not counted yet (older index)
 
 
+def expiry_queries(seen_before: str | None, born_before: str | None) -> list[tuple[str, tuple]]:
+    """The statements of :func:`expiry_candidates`, one per condition: each a range read of one expiry index
+    (no ORDER BY: with one, SQLite may walk the key index instead)."""
+    cols = ", ".join(_ARTICLE_COLUMNS)
+    return [(f"SELECT {cols}, record FROM articles WHERE {expr} < ?", (bound,))
+            for expr, bound in (("coalesce(last_seen, first_seen)", seen_before),
+                                ("coalesce(published, first_seen)", born_before)) if bound]
+
+
 def expiry_candidates(conn: sqlite3.Connection, seen_before: str | None, born_before: str | None) -> list[dict]:
     """Records (as :func:`iter_articles`) last seen (else first seen) before ``seen_before``, or published
     (else first seen) before ``born_before`` (ISO strings, compared as such; None: no such condition), in
     key order; read through the expiry indexes, not a walk over every record."""
-    cols = ", ".join(_ARTICLE_COLUMNS)
-    parts, params = [], []
-    for expr, bound in (("coalesce(last_seen, first_seen)", seen_before), ("coalesce(published, first_seen)", born_before)):
-        if bound:
-            parts.append(f"SELECT {cols}, record FROM articles WHERE {expr} < ?")
-            params.append(bound)
-    if not parts:
-        return []
-    rows = conn.execute(" UNION ".join(parts) + " ORDER BY key", params).fetchall()
-    return [_record(r) for r in rows]
+    found = {}
+    for sql, params in expiry_queries(seen_before, born_before):
+        for row in conn.execute(sql, params):
+            found.setdefault(row[0], row)
+    return [_record(found[k]) for k in sorted(found)]
 
 
 def article_text(conn: sqlite3.Connection, key: str) -> str | None:
