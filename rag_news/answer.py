@@ -391,6 +391,11 @@ class NewsQA:
                     self._index = self._open_index()
         return self._index
 
+    @property
+    def loaded_index(self):
+        """The index if it is open already, else None (opens nothing: for health checks)."""
+        return self._index
+
     def _open_index(self):
         from .pipeline import open_index
         try:

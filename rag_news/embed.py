@@ -31,7 +31,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from .errors import MissingExtra, ModelNotFound
-from .faults import pause_point
+from .faults import Faults, installed_faults
 from .models import hub_hint, resolve_sentence_model
 from .progress import progress_bar
 from .settings import Settings
@@ -177,8 +177,11 @@ class _OnnxEncoder:
 class Embedder(Embeddings):
     """LangChain ``Embeddings`` over a sentence-transformers model, with a choice of backend."""
 
-    def __init__(self, settings: Settings | None = None):
+    def __init__(self, settings: Settings | None = None, faults: Faults | None = None):
+        """``faults``: the hook crash tests stop between batches with (default: the process's, see
+        :mod:`rag_news.faults`)."""
         self.settings = settings or Settings()
+        self.faults = faults or installed_faults()
         self.model_name = self.settings.embedding_model
         self.backend: str | None = None
         self.device: str | None = None
@@ -292,7 +295,7 @@ class Embedder(Embeddings):
                     vecs = np.asarray(self._hf.embed_documents(batch), dtype=np.float32)
                 out[idx] = vecs
                 advance(len(idx))
-                pause_point("embedding")  # crash tests: killed between batches
+                self.faults.reached("embedding")  # crash tests: killed between batches
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.clip(norms, 1e-12, None)
 

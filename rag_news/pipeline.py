@@ -452,11 +452,21 @@ class _Pass:
             self.idx.put_host_note(f"source:{name}", {"last_read": self.stamp})
             self.staged += 1
 
+    def _expiry_candidates(self) -> list[dict]:
+        """The records :meth:`expire` looks at: last seen before the retention period or published before the
+        shortest maximum age, read through the store's date indexes (two days of margin, so dates written
+        with any UTC offset are in; :meth:`expire` decides on each exactly), not every record."""
+        def bound(days: float | None) -> str | None:
+            return None if days is None else (self.now - timedelta(days=days) + timedelta(days=2)).date().isoformat()
+
+        limits = [d for d in [self.settings.max_age_days, *self.max_age.values()] if d]
+        return self.idx.expiry_candidates(bound(self.settings.retention_days), bound(min(limits, default=None)))
+
     def expire(self) -> None:
         """Stage the removal of articles past the retention period (counted up to the last pass that read
         their source) or their maximum age."""
         retention = self.settings.retention_days
-        for rec in self.idx.iter_articles():
+        for rec in self._expiry_candidates():
             if self.shard and shard_of(rec["key"], self.shard[1]) != self.shard[0]:
                 continue  # another worker's article
             seen = self.now if rec["key"] in self.seen_now else _when(rec.get("last_seen")) or _when(rec.get("first_seen"))

@@ -386,7 +386,7 @@ def _routes(app, service: Service) -> None:
     @app.get("/health", responses=_errors())
     def health(request: Request):
         qa = service.qa
-        stats = qa.index.stats() if qa._index is not None else {}
+        stats = qa.loaded_index.stats() if qa.loaded_index is not None else {}
         return {"status": "ok", "index": {k: stats.get(k) for k in ("articles", "chunks", "pass")},
                 "faiss": stats.get("faiss"),  # which FAISS searches the vectors (None: not FAISS, or not loaded)
                 "model": qa.info.model if qa.info else None,

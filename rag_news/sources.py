@@ -217,7 +217,7 @@ async def robots_sitemaps(door, site: str) -> list[str]:
         if problem:
             raise OSError(f"robots.txt: {problem}")
     else:
-        status, text = await door._get_text(root + "robots.txt")
+        status, text = await door.get_text(root + "robots.txt")
         if status >= 500:
             raise OSError(f"robots.txt: HTTP {status}")
         listed = list(Protego.parse(text).sitemaps) if 200 <= status < 300 else []

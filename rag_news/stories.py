@@ -136,7 +136,7 @@ def make_entry(record: dict, text: str, lead: np.ndarray | None) -> dict:
 
 # ------------------------------------------------------------------------------------------- assigning
 def _staged(store) -> dict[str, dict]:
-    return getattr(store, "_stories", {})
+    return store.staged_stories()
 
 
 def _copy_match(store, entry: dict, params: StoryParams, committed: bool) -> tuple[float, dict] | None:

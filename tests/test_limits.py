@@ -191,7 +191,7 @@ def test_robots_txt_is_read_only_up_to_its_cap(hostile, settings):
 
     async def go():
         async with HttpFetcher(settings, HostLimiter(), Reach.from_settings(settings, [hostile])) as door:
-            return await door._get_text(hostile + "/robots.txt")
+            return await door.get_text(hostile + "/robots.txt")
 
     try:
         status, text = asyncio.run(go())

@@ -18,7 +18,7 @@ from rag_news.retrieve import NewsRetriever
 from rag_news.store import open_store
 from rag_news.urls import normalize_url, shard_of
 
-from test_reindex import ARTICLES, FERRY, ROOT, config_file, edit, finish, live_site, milvus_server  # noqa: F401
+from test_reindex import ARTICLES, FERRY, PAUSED, ROOT, config_file, edit, finish, live_site, milvus_server  # noqa: F401
 from test_store_backends import stage
 from tests_support import SMALL_MODEL
 
@@ -28,10 +28,8 @@ TIMEOUT = 300
 def _start(cfg, *args, pause: str | None = None, until=None) -> subprocess.Popen:
     """``reindex`` in a process; ``pause``: hold the pass at that pause point until the file ``until`` exists."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    env.pop("RAG_NEWS_PAUSE_AT", None)
-    if pause:
-        env.update(RAG_NEWS_PAUSE_AT=pause, RAG_NEWS_PAUSE_UNTIL=str(until))
-    return subprocess.Popen([sys.executable, "-m", "rag_news.reindex", "--config", str(cfg), *args], cwd=ROOT,
+    hook = [PAUSED, pause, "--until", str(until)] if pause else []  # a pause point installed (rag_news.faults)
+    return subprocess.Popen([sys.executable, *hook, "-m", "rag_news.reindex", "--config", str(cfg), *args], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

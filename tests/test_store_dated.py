@@ -91,7 +91,7 @@ def test_a_window_is_read_once_per_pass_and_sees_the_next_pass(big, small_embedd
         assert reader.dense_search(q, 1, since=day(3), until=day(3))[0].chunk_id == "c350"
     assert len(calls) == 1  # one read of the window for three questions
     add(idx, q[None, :] * 1.0, first=5000, per_day=10**6)  # the same vector again, published on day 0
-    idx._upserts = {k: (dict(r, published=day(3)), c, v) for k, (r, c, v) in idx._upserts.items()}
+    idx.staged.upserts = {k: (dict(r, published=day(3)), c, v) for k, (r, c, v) in idx.staged.upserts.items()}
     idx.commit()
     reader.refresh()
     assert {h.chunk_id for h in reader.dense_search(q, 2, since=day(3), until=day(3))} == {"c350", "c5000"}

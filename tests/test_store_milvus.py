@@ -15,6 +15,7 @@ from test_store_backends import STORIES, stage
 
 ROOT = Path(__file__).resolve().parent.parent
 
+PAUSED = str(Path(__file__).with_name("paused.py"))  # runs code with a pause point installed
 WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, "tests")
@@ -41,8 +42,8 @@ def test_a_writer_killed_mid_article_leaves_the_old_version_and_the_next_write_c
     old = idx.article("http://127.0.0.1/ferry")["chunk_ids"]
     idx.close()  # Milvus Lite admits one process per path
 
-    env = {**os.environ, "RAG_NEWS_PAUSE_AT": "writing", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(s.index_dir), str(s.cache_dir), s.embedding_model],
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, PAUSED, "writing", "-c", WRITER, str(s.index_dir), str(s.cache_dir), s.embedding_model],
                             cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     lines = []
     for line in proc.stderr:

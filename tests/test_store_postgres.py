@@ -20,6 +20,7 @@ from test_store_backends import STORIES, stage
 
 ROOT = Path(__file__).resolve().parent.parent
 
+PAUSED = str(Path(__file__).with_name("paused.py"))  # runs code with a pause point installed
 WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, "tests")
@@ -53,8 +54,8 @@ def pg(postgres_settings, small_embedder):
 def test_a_writer_killed_inside_its_pass_leaves_nothing_of_it_and_releases_its_locks(pg, small_embedder):
     s, idx = pg
     old = idx.article("http://127.0.0.1/ferry")["chunk_ids"]
-    env = {**os.environ, "RAG_NEWS_PAUSE_AT": "swapping", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(s.cache_dir), s.embedding_model, s.postgres_dsn,
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, PAUSED, "swapping", "-c", WRITER, str(s.cache_dir), s.embedding_model, s.postgres_dsn,
                              s.postgres_schema], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     lines = []
     for line in proc.stderr:

@@ -169,7 +169,7 @@ class HttpFetcher:
         self.settings, self.limiter = settings, limiter
         self.reach = reach if reach is not None else Reach.from_settings(settings)
         self.client = None
-        self.robots = Robots(self._get_text, settings.robots_agent, limiter) if settings.obey_robots else None
+        self.robots = Robots(self.get_text, settings.robots_agent, limiter) if settings.obey_robots else None
 
     async def __aenter__(self) -> "HttpFetcher":
         import httpx
@@ -272,7 +272,7 @@ class HttpFetcher:
         raise _Fail("redirect loop (too many redirects)")
 
     # ------------------------------------------------------------------ what the crawler asks for
-    async def _get_text(self, url: str) -> tuple[int, str]:
+    async def get_text(self, url: str) -> tuple[int, str]:
         """robots.txt (through the limiter, retried like pages, its first ``ROBOTS_MAX_BYTES`` kept):
         ``(status, text)``; OSError when unreachable or refused. Its response time is not the host's
         (asked once, while everything starts): it does not set the autothrottle spacing."""

@@ -8,10 +8,51 @@
 * :func:`open_store` — the backend the settings name, opened on ``settings.index_dir``.
 * :func:`writer_lock`, :class:`SearchHit`, :class:`CommitResult` — shared by backends.
 * ``python -m rag_news.store info|check|compact|migrate DIR`` — maintenance.
+
+The modules, who imports whom (``A --> B, C``: A imports B and C; a module imports only modules drawn
+below it, so there is no cycle; ``tests/test_store_layout.py`` checks this drawing against the code)::
+
+    package    __init__           --> base, faiss_store, langchain, milvus_store, postgres_store
+               __main__           --> faiss_store, legacy, milvus_store, postgres_store
+                  |
+    backends   faiss_store        --> base, gpu, langchain, legacy, records, story_tables, vectors, writer
+               milvus_store       --> base, langchain, milvus_cas, milvus_lease, milvus_rows, milvus_stories, milvus_writer
+               postgres_store     --> base, postgres_langchain, postgres_stories, postgres_writer, records
+                  |
+    writers    milvus_writer      --> base, milvus_cas, milvus_rows, milvus_stories
+               writer             --> base, records, story_tables, vectors
+               milvus_cas         --> base, milvus_lease, milvus_rows
+               postgres_writer    --> base, postgres_stories
+               legacy             --> base
+                  |
+    pieces     vectors            --> base, gpu
+               milvus_lease       --> milvus_rows
+               milvus_stories     --> base, milvus_rows
+                  |
+    leaves     base               -->
+               records            -->
+               story_tables       -->
+               gpu                -->
+               milvus_rows        -->
+               postgres_stories   -->
+               langchain          -->
+               milvus_langchain   -->
+               postgres_langchain -->
+
+Writers are given what they write — the staged pass (:class:`~rag_news.store.base.Staged`), the
+connection or client, the folder, the options, the fault hook (:mod:`rag_news.faults`) — and read nothing
+private of the store that calls them. Shared pieces live in the leaves: ``base`` (the :class:`Store`
+protocol, :class:`SearchHit`, :class:`CommitResult`, the staged pass, ``utc_now``, ``url_forms``,
+``chunk_rows``, ``writer_lock``), ``milvus_rows`` (the Milvus row formats). Outside the package the store
+imports only ``rag_news.errors``, ``urls``, ``faults`` (and, lazily, ``retrieve`` for ``as_retriever`` and
+``stories`` for band hashes).
 """
 
 from .base import BUILD_HINT, CommitResult, SearchHit, Store, writer_lock
 from .faiss_store import NewsIndex, StoreOptions
+from .langchain import NewsVectorStore
+
+NewsVectorStore.default_backend = NewsIndex  # what NewsVectorStore.from_texts(index_dir=...) opens
 
 __all__ = ["Store", "NewsIndex", "StoreOptions", "SearchHit", "CommitResult", "writer_lock", "BUILD_HINT",
            "open_store", "read_meta"]

@@ -73,10 +73,10 @@ def copy_to_postgres(settings: Settings, dsn: str, schema: str = "rag_news") -> 
 
     src = _open(settings)
     dst = PostgresStore.open(dsn, _IndexFacts(src.meta), schema=schema, create=True)
-    if dst.embedding_model != src.embedding_model or dst._dim() != int(src.meta["dim"]):
+    if dst.embedding_model != src.embedding_model or dst.dim != int(src.meta["dim"]):
         from ..errors import ConfigError
 
-        raise ConfigError(f"schema {schema!r} holds an index of {dst.embedding_model!r} ({dst._dim()} dimensions), "
+        raise ConfigError(f"schema {schema!r} holds an index of {dst.embedding_model!r} ({dst.dim} dimensions), "
                           f"this one is {src.embedding_model!r} ({src.meta['dim']}): use another --postgres-schema")
     out = {"schema": schema, **_copy(src, dst, settings)}
     dst.close()
@@ -145,12 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(restory(settings)))
         return 0
     if args.command == "migrate":
-        from .legacy import is_legacy, migrate
+        from .legacy import is_legacy
 
         if not is_legacy(settings.index_dir):
             print(f"{settings.index_dir}: nothing to migrate")
             return 0
-        print(json.dumps(migrate(settings.index_dir)))
+        print(json.dumps(NewsIndex.migrate(settings.index_dir)))
         return 0
     if args.command == "copy-to-milvus":
         if not args.target:

@@ -25,53 +25,32 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 from langchain_core.documents import Document
 
-from ..errors import ConfigError, IndexCorrupt, IndexNotFound, RagNewsError
+from ..errors import ConfigError, IndexCorrupt, IndexNotFound
+from ..faults import Faults, installed_faults
 from ..urls import normalize_url
-from . import records, vectors as vec
-from .base import BUILD_HINT, CommitResult, SearchHit, StagedPass, writer_lock
+from . import gpu, legacy, records, story_tables, vectors as vec, writer
+from .base import BUILD_HINT, CommitResult, SearchHit, StagedPass, utc_now, writer_lock
+from .records import DB_NAME
+from .vectors import StoreOptions
 
-DB_NAME = "index.db"
 WINDOWS_KEPT = 16  # date windows whose vector selectors a reader keeps for the pass (see NewsIndex._window)
-RETIRED_GRACE_S = 300  # retired segment files are deleted this long after a merge (readers may still map them)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-@dataclass
-class StoreOptions:
-    """Vector search settings (``Settings.vector_index``, ``ivf_min_vectors``, ``ivf_nprobe``, ``device``:
-    FAISS on a GPU where the build, the machine and the setting allow it, see :mod:`rag_news.store.gpu`)."""
-
-    vector_index: str = "auto"      # auto: IVF for segments (a merge's or a pass's) of >= ivf_min_vectors; flat: exact
-    ivf_min_vectors: int = 50_000
-    nprobe: int = 16
-    merge_factor: int = vec.MERGE_FACTOR
-    max_merge_vectors: int = vec.MAX_MERGE_VECTORS
-    device: str = "auto"            # auto | cpu | cuda | cuda:N | mps (Settings.device)
-
-    @classmethod
-    def from_settings(cls, settings) -> "StoreOptions":
-        return cls(vector_index=settings.vector_index, ivf_min_vectors=settings.ivf_min_vectors,
-                   nprobe=settings.ivf_nprobe, device=settings.device)
 
 
 class NewsIndex(StagedPass):
     """Articles, chunks and vectors of one index folder; see the module docstring."""
 
     def __init__(self, embeddings, *, meta: dict | None = None, path: Path | None = None,
-                 options: StoreOptions | None = None):
-        """An index not yet on disk (``save(folder)`` creates it); use :meth:`open` for an existing one."""
+                 options: StoreOptions | None = None, faults: Faults | None = None):
+        """An index not yet on disk (``save(folder)`` creates it); use :meth:`open` for an existing one.
+        ``faults``: the hook crash tests stop a writer with (default: the process's, see :mod:`rag_news.faults`)."""
         self.embeddings = embeddings
+        self.faults = faults or installed_faults()
         self.meta: dict = dict(meta or {})
         self.path = Path(path) if path else None  # the index folder, once the index exists on disk
         self._dir = self.path  # where it is, or will be created by the first commit
@@ -88,42 +67,50 @@ class NewsIndex(StagedPass):
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, index_dir: str | Path, embeddings, *, create: bool = False,
-             options: StoreOptions | None = None) -> "NewsIndex":
+             options: StoreOptions | None = None, faults: Faults | None = None) -> "NewsIndex":
         """Open the index in ``index_dir`` (migrating a snapshot-format index first); ``create`` makes an
         empty one when there is none."""
-        from .legacy import is_legacy, migrate
-
         index_dir = Path(index_dir)
-        if is_legacy(index_dir) and not (index_dir / DB_NAME).exists():
-            migrate(index_dir, embeddings)
+        if legacy.is_legacy(index_dir) and not (index_dir / DB_NAME).exists():
+            cls.migrate(index_dir, embeddings)
         if not (index_dir / DB_NAME).exists():
             if not create:
                 raise IndexNotFound(f"no index in {index_dir}; {BUILD_HINT.format(dir=index_dir)}")
-            idx = cls(embeddings, meta={"embedding_model": getattr(embeddings, "model_name", None)},
-                      options=options)
-            idx._dir = index_dir  # created on disk by the first commit
-            return idx
-        idx = cls(embeddings, path=index_dir, options=options)
+            return cls.new(index_dir, embeddings, options=options, faults=faults)
+        idx = cls(embeddings, path=index_dir, options=options, faults=faults)
         idx._connect()
         return idx
+
+    @classmethod
+    def new(cls, index_dir: str | Path, embeddings, *, meta: dict | None = None, lock_held: bool = False,
+            options: StoreOptions | None = None, faults: Faults | None = None) -> "NewsIndex":
+        """A new index whose first commit creates it in ``index_dir``; ``meta``: its settings (``dim``,
+        ``embedding_model``; default the embedder's); ``lock_held``: the caller already holds the writer lock
+        that covers ``index_dir`` (a migration building an index aside)."""
+        idx = cls(embeddings, meta=meta or {"embedding_model": getattr(embeddings, "model_name", None)},
+                  options=options, faults=faults)
+        idx._dir, idx._writing = Path(index_dir), lock_held
+        return idx
+
+    @classmethod
+    def migrate(cls, index_dir: str | Path, embeddings=None) -> dict:
+        """Convert a snapshot-format index in ``index_dir`` in place (see :mod:`rag_news.store.legacy`)."""
+        return legacy.migrate(Path(index_dir), lambda work, meta: cls.new(work, embeddings, meta=meta, lock_held=True),
+                              DB_NAME)
 
     load = open  # the name earlier versions used
 
     @staticmethod
     def exists(index_dir: str | Path) -> bool:
-        from .legacy import is_legacy
-
-        return (Path(index_dir) / DB_NAME).exists() or is_legacy(Path(index_dir))
+        return (Path(index_dir) / DB_NAME).exists() or legacy.is_legacy(Path(index_dir))
 
     @staticmethod
     def read_meta(index_dir: str | Path) -> dict:
         """The index's settings (embedding model, dimension...) without opening its vectors."""
-        from .legacy import is_legacy, legacy_meta
-
         index_dir = Path(index_dir)
         if not (index_dir / DB_NAME).exists():
-            if is_legacy(index_dir):
-                return legacy_meta(index_dir)
+            if legacy.is_legacy(index_dir):
+                return legacy.legacy_meta(index_dir)
             raise IndexNotFound(f"no index in {index_dir}; {BUILD_HINT.format(dir=index_dir)}")
         conn = records.connect(index_dir / DB_NAME)
         try:
@@ -142,7 +129,7 @@ class NewsIndex(StagedPass):
                 tmp.unlink(missing_ok=True)
                 conn = records.connect(tmp, create=True)
                 records.create(conn, {"dim": dim, "embedding_model": model, "distance": "cosine",
-                                      "created": _now()})
+                                      "created": utc_now()})
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 conn.close()
                 os.replace(tmp, index_dir / DB_NAME)
@@ -240,6 +227,13 @@ class NewsIndex(StagedPass):
         with self._reading() as conn:
             rows = list(records.iter_articles(conn)) if conn else []
         return iter(rows)
+
+    def expiry_candidates(self, seen_before: str | None, born_before: str | None) -> list[dict]:
+        """Records last seen (else first seen) before ``seen_before`` or published (else first seen) before
+        ``born_before`` (ISO; None: that condition off), key order, through indexes on those dates: what
+        expiry reads instead of every record."""
+        with self._reading() as conn:
+            return records.expiry_candidates(conn, seen_before, born_before) if conn else []
 
     @property
     def articles(self) -> dict[str, dict]:
@@ -357,9 +351,7 @@ class NewsIndex(StagedPass):
         "segments_on_gpu", "segments"}`` (see :mod:`rag_news.store.gpu`)."""
         if self._vectors is not None:
             return self._vectors.describe()
-        from .gpu import choose
-
-        return {**choose(self.options.device).as_dict(), "segments_on_gpu": 0, "segments": 0}
+        return {**gpu.choose(self.options.device).as_dict(), "segments_on_gpu": 0, "segments": 0}
 
     def segment_rows(self) -> list[dict]:
         """The live vector segments (name, kind, vectors, bytes...)."""
@@ -382,40 +374,34 @@ class NewsIndex(StagedPass):
     # ------------------------------------------------------------------ stories (rag_news.stories)
     def story_entries(self, keys: list[str]) -> dict[str, dict]:
         """The committed story entries of these articles, by key."""
-        from . import story_tables
-
         with self._reading() as conn:
             return story_tables.by_keys(conn, keys) if conn else {}
 
     def story_keys_for_bands(self, bands: list[str]) -> set[str]:
         """Articles sharing at least one MinHash LSH band with ``bands``."""
-        from . import story_tables
-
         with self._reading() as conn:
             return story_tables.keys_for_bands(conn, bands) if conn else set()
 
     def stories_between(self, since: str | None = None, until: str | None = None) -> list[dict]:
         """Story entries whose day (published, else first seen) is within ``since``..``until``."""
-        from . import story_tables
-
         with self._reading() as conn:
             return story_tables.between(conn, since, until) if conn else []
 
     def story_members(self, story_ids: list[str]) -> list[dict]:
         """Every entry of these stories."""
-        from . import story_tables
-
         with self._reading() as conn:
             return story_tables.members(conn, story_ids) if conn else []
 
     # ------------------------------------------------------------------ writing: stage a pass (StagedPass)
-    def _dim(self) -> int:
+    @property
+    def dim(self) -> int:
+        """The vectors' dimension."""
         return int(self.meta.get("dim") or self.embeddings.dim)
 
     def host_note(self, host: str) -> dict | None:
         """What the fetch stage learned about ``host`` (its render decision and evidence), or None."""
-        if host in self._host_notes:
-            return self._host_notes[host]
+        if host in self.staged.host_notes:
+            return self.staged.host_notes[host]
         with self._reading() as conn:
             return records.host_note(conn, host) if conn else None
 
@@ -456,8 +442,6 @@ class NewsIndex(StagedPass):
 
     def commit(self) -> CommitResult:
         """Write the staged pass: a new vector segment, then one transaction. Then compact if due."""
-        from .writer import commit_pass
-
         if self._dir is None:
             raise ConfigError("save() needs an index folder for a new index")
         with self._lock, self._write_locked():
@@ -465,28 +449,25 @@ class NewsIndex(StagedPass):
                 if not self.pending:
                     return CommitResult(pass_id=None)
                 self._create()
-            result = commit_pass(self)
+            folder = self.path / "vectors"
+            result = writer.commit_pass(self._conn, folder, self.staged, self.options, self.faults,
+                                        self.path / DB_NAME)
             self._clear_staged()
             if result.pass_id is not None:
-                from .writer import compact, delete_retired
-
-                result.compacted = compact(self)
-                delete_retired(self)
+                result.compacted = writer.compact(self._conn, folder, self.options)
+                writer.delete_retired(self._conn, folder)
             self.refresh()
         return result
 
     def compact(self, force: bool = False) -> list[dict]:
         """Merge segments now (``force``: everything into one segment, dropping every deleted vector)."""
-        from .writer import compact, delete_retired
-
         with self._lock, self._write_locked():
-            merged = compact(self, force=force)
-            delete_retired(self)
+            merged = writer.compact(self._conn, self.path / "vectors", self.options, force=force)
+            writer.delete_retired(self._conn, self.path / "vectors")
             self.refresh()
         return merged
 
     def check(self) -> list[str]:
         """Full consistency check (SQLite integrity, every segment's sha256, vectors vs chunks); problems found."""
-        from .writer import check
-
-        return check(self)
+        with self._lock:
+            return writer.check(self._conn, self.path / "vectors") if self._conn else []

@@ -49,6 +49,10 @@ def _unit(vectors) -> np.ndarray:
 class NewsVectorStore(VectorStore):
     """A LangChain view of a :class:`~rag_news.store.faiss_store.NewsIndex` (or any ``Store``)."""
 
+    # the backend :meth:`from_texts` opens on ``index_dir`` (``open(folder, embeddings, create=True)``): the
+    # package sets NewsIndex (rag_news/store/__init__.py), so this view imports no backend
+    default_backend = None
+
     def __init__(self, index):
         self.index = index
 
@@ -123,9 +127,7 @@ class NewsVectorStore(VectorStore):
     @classmethod
     def from_texts(cls, texts: list[str], embedding, metadatas: list[dict] | None = None, *,
                    index_dir: str, ids: list[str] | None = None, **kwargs: Any) -> "NewsVectorStore":
-        """A new (or existing) index in ``index_dir`` holding ``texts``."""
-        from .faiss_store import NewsIndex
-
-        store = cls(NewsIndex.open(index_dir, embedding, create=True))
+        """A new (or existing) index in ``index_dir`` (a :attr:`default_backend` index) holding ``texts``."""
+        store = cls(cls.default_backend.open(index_dir, embedding, create=True))
         store.add_texts(texts, metadatas, ids=ids)
         return store

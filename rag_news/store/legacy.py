@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from langchain_core.documents import Document
@@ -115,21 +115,24 @@ def read_snapshot(snap: Path) -> tuple[dict, list[dict], dict[str, dict], np.nda
     return meta, chunks, articles, vectors
 
 
-def migrate(index_dir: Path, embeddings=None) -> dict:
-    """Copy the live version-1 snapshot of ``index_dir`` into a new store; returns counts."""
-    from .faiss_store import DB_NAME
+def migrate(index_dir: Path, new_store: Callable[[Path, dict], Any], db_name: str) -> dict:
+    """Copy the live version-1 snapshot of ``index_dir`` into a new store; returns counts.
 
+    ``new_store(folder, meta)``: a new, empty store whose first commit creates it in ``folder`` (``meta``:
+    ``dim``, ``embedding_model``), writing without taking the writer lock (this function holds
+    ``index_dir``'s); ``db_name``: the database file that store creates there (the rename that commits)."""
     index_dir = Path(index_dir)
     with writer_lock(index_dir):
-        if (index_dir / DB_NAME).exists() or not is_legacy(index_dir):
+        if (index_dir / db_name).exists() or not is_legacy(index_dir):
             return {"migrated": False}
         meta, chunks, articles, vectors = read_snapshot(live_snapshot(index_dir))
         work = index_dir / ".migrating"  # built aside, then moved in: the rename of index.db commits it
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(index_dir / "vectors", ignore_errors=True)  # only a crashed migration leaves one here
-        _copy_into(work, meta, chunks, articles, vectors, embeddings)
+        _copy_into(new_store(work, {"dim": meta["dim"], "embedding_model": meta.get("embedding_model")}),
+                   chunks, articles, vectors)
         os.replace(work / "vectors", index_dir / "vectors")
-        os.replace(work / DB_NAME, index_dir / DB_NAME)
+        os.replace(work / db_name, index_dir / db_name)
         fsync_path(index_dir)
         aside = index_dir / "legacy-v1"
         aside.mkdir(exist_ok=True)
@@ -139,14 +142,10 @@ def migrate(index_dir: Path, embeddings=None) -> dict:
     return {"migrated": True, "articles": len(articles), "chunks": len(chunks)}
 
 
-def _copy_into(work: Path, meta: dict, chunks: list[dict], articles: dict, vectors: np.ndarray, embeddings) -> None:
+def _copy_into(new, chunks: list[dict], articles: dict, vectors: np.ndarray) -> None:
     """One pass through the public store API: every article with its chunks and their exact vectors."""
-    from .faiss_store import NewsIndex
-
     row = {c["id"]: i for i, c in enumerate(chunks)}
     by_id = {c["id"]: c for c in chunks}
-    new = NewsIndex(embeddings, meta={"dim": meta["dim"], "embedding_model": meta.get("embedding_model")})
-    new._dir, new._writing = work, True  # the caller holds the index folder's writer lock
     for key, rec in articles.items():
         ids = rec["chunk_ids"]
         docs = [Document(page_content=by_id[i]["text"], metadata={**by_id[i]["metadata"], "chunk_id": i}, id=i)

@@ -33,7 +33,9 @@ import uuid
 
 from ..errors import IndexLocked, RagNewsError
 from ..urls import shard_of
-from .milvus_store import BATCH, _row
+from . import milvus_lease
+from .base import url_forms
+from .milvus_rows import BATCH, record_row, row as _row
 
 log = logging.getLogger(__name__)
 TRIES = 5
@@ -80,9 +82,6 @@ def pending(store, shard: tuple[int, int] | None = None) -> dict[str, list[dict]
 def compare_and_set(store, key: str, updates: list[dict]) -> bool:
     """Apply ``updates`` (field dicts, in order) to ``key``'s record as a compare-and-set on its version;
     the caller holds the lease of the record's shard. False when the record no longer exists."""
-    from .milvus_writer import _record_row
-    from .writer import _url_forms
-
     for _ in range(TRIES):
         rec = store.article(key)
         if rec is None:
@@ -92,8 +91,8 @@ def compare_and_set(store, key: str, updates: list[dict]) -> bool:
         for fields in updates:
             new = merge(new, fields)
         write_id = uuid.uuid4().hex
-        row = _record_row(new, new.get("chunk_ids", []), rev=rev + 1, write_id=write_id)
-        urls = [_row(f"u:{u}", "url", key, data={"key": key}) for u in _url_forms(new)]
+        row = record_row(new, new.get("chunk_ids", []), rev=rev + 1, write_id=write_id)
+        urls = [_row(f"u:{u}", "url", key, data={"key": key}) for u in url_forms(new)]
         store.client.upsert(store.records_col, urls + [row])
         got = store.article(key) or {}
         if got.get("record_write") == write_id and int(got.get("record_rev") or 0) == rev + 1:
@@ -119,14 +118,12 @@ def settle(store, shards: set) -> int:
     """After a pass left its lease: for each of ``shards`` (``(I, N)``; None: the whole index) with pending
     intents, take its lease without waiting and apply them; a shard whose lease another pass holds is left
     to that pass. Returns how many intents were applied."""
-    from .milvus_lease import lease
-
     applied = 0
     for shard in sorted(shards, key=lambda s: (-1, 0) if s is None else s):
         if not pending(store, shard):
             continue
         try:
-            with lease(store, shard, wait=False):
+            with milvus_lease.lease(store, shard, wait=False):
                 applied += apply_pending(store, shard)
         except IndexLocked:
             log.info("%s is being written by another pass; it applies the pending updates",

@@ -22,7 +22,7 @@ import uuid
 from typing import Iterator
 
 from ..errors import IndexLocked
-from .milvus_store import _quote, _row
+from .milvus_rows import quote as _quote, row as _row
 
 TTL_S = 600.0
 SETTLE_S = 0.5

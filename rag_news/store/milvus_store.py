@@ -25,9 +25,8 @@ acknowledged survives a crash of this process.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -35,8 +34,12 @@ import numpy as np
 from langchain_core.documents import Document
 
 from ..errors import ConfigError, IndexNotFound, MissingExtra, RagNewsError
+from ..faults import Faults, installed_faults
 from ..urls import normalize_url
+from . import milvus_cas, milvus_lease, milvus_stories, milvus_writer
 from .base import BUILD_HINT, CommitResult, SearchHit, StagedPass
+from .milvus_rows import BATCH, MAX_TEXT, count, day_number, document as _document, get_records, quote as _quote
+from .milvus_rows import row as _row
 
 log = logging.getLogger(__name__)
 # Milvus Lite does not implement AllocTimestamp: pymilvus's query iterator falls back to a client-side
@@ -44,27 +47,6 @@ log = logging.getLogger(__name__)
 logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(lambda r: "mvccTs" not in r.getMessage())
 logging.getLogger("grpc._server").addFilter(
     lambda r: not (r.exc_info and isinstance(r.exc_info[1], NotImplementedError)))
-TEXT_PIECE = 16_000   # characters per article-text row (VARCHAR holds 65,535 bytes)
-MAX_TEXT = 65_535
-BATCH = 500           # rows per insert / upsert call
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def day_number(published: str | None) -> int:
-    """``"2026-11-02..."`` -> 20261102; undated (or unreadable) -> -1."""
-    try:
-        return int(str(published)[:10].replace("-", "")) if published else -1
-    except ValueError:
-        return -1
-
-
-def _quote(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)  # a Milvus filter string literal
-
-
 def _window(since: str | None, until: str | None) -> str:
     if not since and not until:
         return ""
@@ -87,15 +69,19 @@ def is_local(uri: str) -> bool:
 class MilvusStore(StagedPass):
     """Articles, chunks and vectors in two Milvus collections; see the module docstring."""
 
-    def __init__(self, embeddings, client, name: str, uri: str, meta: dict):
+    def __init__(self, embeddings, client, name: str, uri: str, meta: dict, faults: Faults | None = None):
         self.embeddings, self.client, self.name, self.uri, self.meta = embeddings, client, name, uri, meta
         self.chunks_col, self.records_col = f"{name}_chunks", f"{name}_records"
+        self.faults = faults or installed_faults()  # crash tests' hook (rag_news.faults)
         self._clear_staged()
+        self._shard = self._owner = None   # the pass's shard and lease owner, inside writer()
+        self._foreign_shards: set = set()  # shards whose records the pass staged compare-and-set updates for
         self._seen_pass = self._pass_count()
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, uri: str, embeddings, *, name: str = "rag_news", create: bool = False) -> "MilvusStore":
+    def open(cls, uri: str, embeddings, *, name: str = "rag_news", create: bool = False,
+             faults: Faults | None = None) -> "MilvusStore":
         """The index in ``name``'s collections at ``uri``; ``create`` makes them when missing."""
         client = connect(uri)
         if not client.has_collection(f"{name}_records"):
@@ -117,7 +103,7 @@ class MilvusStore(StagedPass):
             client.close()
             release(uri)
             raise RagNewsError(f"the Milvus collections {name}_* at {uri} are not a rag-news index (no settings row)")
-        return cls(embeddings, client, name, uri, dict(got[0]["data"]))
+        return cls(embeddings, client, name, uri, dict(got[0]["data"]), faults)
 
     @staticmethod
     def read_meta(uri: str, name: str = "rag_news") -> dict:
@@ -144,8 +130,7 @@ class MilvusStore(StagedPass):
 
     # ------------------------------------------------------------------ reading
     def _count(self, collection: str, where: str = "") -> int:
-        rows = self.client.query(collection, filter=where, output_fields=["count(*)"])
-        return int(rows[0]["count(*)"]) if rows else 0
+        return count(self.client, collection, where)
 
     def _pass_count(self) -> int:
         return self._count(self.records_col, 'kind == "pass"')
@@ -172,11 +157,7 @@ class MilvusStore(StagedPass):
         return self._count(self.records_col, 'kind == "article"')
 
     def _records(self, rids: list[str]) -> dict[str, dict]:
-        out = {}
-        for i in range(0, len(rids), BATCH):
-            for r in self.client.get(self.records_col, ids=rids[i:i + BATCH], output_fields=["data"]):
-                out[r["rid"]] = dict(r["data"])
-        return out
+        return get_records(self.client, self.records_col, rids)
 
     def article(self, key: str) -> dict | None:
         """The record of ``key`` (with ``chunk_ids`` in article order), or None."""
@@ -210,6 +191,30 @@ class MilvusStore(StagedPass):
             rec.pop("chunk_ids", None)
             yield rec
 
+    def expiry_candidates(self, seen_before: str | None, born_before: str | None) -> list[dict]:
+        """Records last seen (else first seen) before ``seen_before`` or published (else first seen) before
+        ``born_before`` (ISO; None: that condition off), key order: one filtered query (Milvus evaluates it;
+        the records are not read here one by one)."""
+        def older(field: str, fallback: str, bound: str) -> str:  # coalesce(field, fallback) < bound
+            return (f'((exists data["{field}"] and data["{field}"] < {_quote(bound)}) or '
+                    f'(not exists data["{field}"] and data["{fallback}"] < {_quote(bound)}))')
+
+        conds = [older("last_seen", "first_seen", seen_before)] if seen_before else []
+        conds += [older("published", "first_seen", born_before)] if born_before else []
+        if not conds:
+            return []
+        rows = []
+        it = self.client.query_iterator(self.records_col, batch_size=1000, output_fields=["data"],
+                                        filter=f'kind == "article" and ({" or ".join(conds)})')
+        try:
+            while batch := it.next():
+                rows += [dict(r["data"]) for r in batch]
+        finally:
+            it.close()
+        for rec in rows:
+            rec.pop("chunk_ids", None)
+        return sorted(rows, key=lambda r: r["key"])
+
     @property
     def articles(self) -> dict[str, dict]:
         """Every article record by key, with ``chunk_ids`` (for tools and tests)."""
@@ -230,35 +235,27 @@ class MilvusStore(StagedPass):
         return next(iter(got.values()))["reason"] if got else None
 
     def host_note(self, host: str) -> dict | None:
-        if host in self._host_notes:
-            return self._host_notes[host]
+        if host in self.staged.host_notes:
+            return self.staged.host_notes[host]
         got = self._records([f"h:{host}"])
         return next(iter(got.values())) if got else None
 
     # ---- stories (rag_news.stories; rows of kind "story", see rag_news.store.milvus_stories)
     def story_entries(self, keys: list[str]) -> dict[str, dict]:
         """The story entries of these articles, by key."""
-        from .milvus_stories import by_keys
-
-        return by_keys(self, keys)
+        return milvus_stories.by_keys(self, keys)
 
     def story_keys_for_bands(self, bands: list[str]) -> set[str]:
         """Articles sharing at least one MinHash LSH band with ``bands``."""
-        from .milvus_stories import keys_for_bands
-
-        return keys_for_bands(self, bands)
+        return milvus_stories.keys_for_bands(self, bands)
 
     def stories_between(self, since: str | None = None, until: str | None = None) -> list[dict]:
         """Story entries whose day (published, else first seen) is within ``since``..``until``."""
-        from .milvus_stories import between
-
-        return between(self, since, until)
+        return milvus_stories.between(self, since, until)
 
     def story_members(self, story_ids: list[str]) -> list[dict]:
         """Every entry of these stories."""
-        from .milvus_stories import members
-
-        return members(self, story_ids)
+        return milvus_stories.members(self, story_ids)
 
     def chunks_by_id(self, chunk_ids: list[str]) -> list[Document]:
         found = {}
@@ -308,6 +305,20 @@ class MilvusStore(StagedPass):
             return []
         return self.dense_search(np.asarray(self.embeddings.embed_query(query), np.float32), k, since, until)
 
+    def export(self) -> Iterator[tuple[dict, list[Document], np.ndarray]]:
+        """Every article as ``(record with text, chunks, their stored vectors)``, the arguments of
+        :meth:`upsert` on another store (nothing re-embedded), article by article."""
+        for rec in self.articles.values():
+            ids = rec.pop("chunk_ids", [])
+            rec["text"] = self.article_text(rec["key"]) or ""
+            found = {}
+            for i in range(0, len(ids), BATCH):
+                for r in self.client.get(self.chunks_col, ids=ids[i:i + BATCH], output_fields=["text", "meta", "dense"]):
+                    found[r["chunk_id"]] = r
+            rows = [found[c] for c in ids if c in found]
+            yield rec, [_document(r) for r in rows], np.array([r["dense"] for r in rows], np.float32).reshape(
+                len(rows), self.dim)
+
     def stats(self) -> dict:
         self.refresh()
         return {"articles": len(self), "chunks": self.chunk_count, "pass": self._seen_pass, "backend": "milvus",
@@ -329,7 +340,9 @@ class MilvusStore(StagedPass):
         return NewsRetriever(index=self, **kwargs)
 
     # ------------------------------------------------------------------ writing: stage a pass (StagedPass)
-    def _dim(self) -> int:
+    @property
+    def dim(self) -> int:
+        """The vectors' dimension."""
         return int(self.meta["dim"])
 
     def writer(self, wait: bool = False, shard: tuple[int, int] | None = None):
@@ -338,23 +351,17 @@ class MilvusStore(StagedPass):
         :class:`~rag_news.errors.IndexLocked` ("another pass holds shard i/N") unless ``wait``. Writers
         of different shards run at once on disjoint articles (``reindex --shard I/N``); a record of another
         shard is updated through its shard's lease holder, as a compare-and-set (:mod:`.milvus_cas`)."""
-        import contextlib
-
-        from .milvus_lease import lease
-
-        from .milvus_cas import settle
-
         @contextlib.contextmanager
         def ctx():
             self._foreign_shards = set()
-            with lease(self, shard, wait=wait) as owner:
+            with milvus_lease.lease(self, shard, wait=wait) as owner:
                 self._shard, self._owner = shard, owner
                 try:
                     self.refresh()
                     yield self
                 finally:
                     self._shard = self._owner = None
-            settle(self, self._foreign_shards | {shard})  # other shards' records it updated, and its own
+            milvus_cas.settle(self, self._foreign_shards | {shard})  # other shards' records it updated, its own
         return ctx()
 
     def save(self, index_dir=None, keep=None):
@@ -363,18 +370,15 @@ class MilvusStore(StagedPass):
 
     def commit(self) -> CommitResult:
         """Write the staged pass (see the module docstring for what a crash leaves)."""
-        from .milvus_writer import commit_pass
-
-        result = commit_pass(self)
+        result, foreign = milvus_writer.commit_pass(self, self.staged, self._shard, self._owner or "", self.faults)
+        self._foreign_shards |= foreign
         self._clear_staged()
         self.refresh()
         return result
 
     def check(self) -> list[str]:
         """Problems found: chunks no record lists (left by a killed writer), records whose chunks are missing."""
-        from .milvus_writer import check
-
-        return check(self)
+        return milvus_writer.check(self)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -413,17 +417,6 @@ def release(uri: str) -> None:
         from milvus_lite.server_manager import server_manager_instance
 
         server_manager_instance.release_server(path)
-
-
-def _row(rid: str, kind: str, key: str, data: dict | None = None, text: str = "", content_hash: str = "") -> dict:
-    return {"rid": rid, "kind": kind, "key": key, "content_hash": content_hash, "data": data or {}, "text": text,
-            "v": [0.0, 0.0]}
-
-
-def _document(row: dict) -> Document:
-    meta = dict(row.get("meta") or {})
-    meta["chunk_id"] = row["chunk_id"]
-    return Document(page_content=row.get("text", ""), metadata=meta, id=row["chunk_id"])
 
 
 def _create_collections(client, name: str, dim: int) -> None:

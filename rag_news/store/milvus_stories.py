@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .milvus_store import BATCH, _quote, _row, day_number
+from .base import Staged
+from .milvus_rows import BATCH, day_number, in_list as _in, row as _row
 
 _FIELDS = ["key", "content_hash", "data"]
-
-
-def _in(values) -> str:
-    return "[" + ", ".join(_quote(v) for v in values) + "]"
 
 
 def _entry(row: dict) -> dict:
@@ -41,14 +38,14 @@ def _query(store, where: str) -> list[dict]:
     return rows
 
 
-def write(store) -> None:
+def write(store, staged: Staged) -> None:
     """The pass's story entries: a reset (restory), removed articles' entries dropped, new entries put."""
-    if store._stories_reset:
+    if staged.stories_reset:
         store.client.delete(store.records_col, filter='kind == "story"')
-    if store._removals:
-        store.client.delete(store.records_col, ids=[f"s:{k}" for k in store._removals])
+    if staged.removals:
+        store.client.delete(store.records_col, ids=[f"s:{k}" for k in staged.removals])
     rows = []
-    for key, e in store._stories.items():
+    for key, e in staged.stories.items():
         data = {k: v for k, v in e.items() if k not in ("key", "story", "lead")}
         data["lead"] = None if e.get("lead") is None else np.asarray(e["lead"], np.float32).tolist()
         data["dayn"] = day_number(e.get("day"))

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import uuid
 
-from ..faults import pause_point
+from ..faults import NO_FAULTS, Faults
 from ..urls import shard_of
-from .base import CommitResult
+from . import milvus_stories
+from .base import CommitResult, Staged, chunk_rows, url_forms, utc_now
 from .milvus_cas import apply_pending, owns, stage
-from .milvus_store import BATCH, TEXT_PIECE, _now, _quote, _row, day_number
-from .writer import _url_forms
+from .milvus_rows import BATCH, TEXT_PIECE, count, day_number, get_records, in_list as _in, quote as _quote
+from .milvus_rows import record_row as _record_row, row as _row
 
 
 def _chunk_rows(rec: dict, chunks, vectors) -> list[dict]:
     rows = []
-    for seq, (c, v) in enumerate(zip(chunks, vectors)):
-        meta = {**c.metadata, "key": rec["key"], "published": rec.get("published")}  # the record's date wins
-        meta.setdefault("chunk_index", seq)
-        rows.append({"chunk_id": meta["chunk_id"], "key": rec["key"], "text": c.page_content,
-                     "published": day_number(rec.get("published")), "meta": meta, "dense": v.tolist()})
+    for (index, cid, text, meta), v in zip(chunk_rows(rec, chunks), vectors):
+        meta["chunk_index"] = index
+        rows.append({"chunk_id": cid, "key": rec["key"], "text": text, "published": day_number(rec.get("published")),
+                     "meta": meta, "dense": v.tolist()})
     return rows
 
 
@@ -32,18 +32,8 @@ def _put(store, collection: str, rows: list[dict]) -> None:
         store.client.upsert(collection, rows[i:i + BATCH])
 
 
-def _record_row(rec: dict, chunk_ids: list[str], text_version: str | None = None, rev: int | None = None,
-                write_id: str | None = None) -> dict:
-    """The record row of ``rec``; ``rev``: its version (``record_rev``, the old one + 1 on each write, for the
-    compare-and-set of :mod:`rag_news.store.milvus_cas`), ``write_id``: who wrote it."""
-    data = {k: v for k, v in rec.items() if k not in ("text", "record_write")}
-    data["chunk_ids"] = chunk_ids
-    data["record_rev"] = int(rec.get("record_rev") or 0) + 1 if rev is None else rev
-    if write_id is not None:
-        data["record_write"] = write_id
-    if text_version is not None:
-        data["text_version"] = text_version  # the text pieces this version of the article reads
-    return _row(f"a:{rec['key']}", "article", rec["key"], data=data, content_hash=rec.get("content_hash") or "")
+def _records(store, rids: list[str]) -> dict[str, dict]:
+    return get_records(store.client, store.records_col, rids)
 
 
 def _forget(store, key: str) -> None:
@@ -51,10 +41,6 @@ def _forget(store, key: str) -> None:
     store.client.delete(store.records_col, ids=[f"a:{key}"])
     store.client.delete(store.records_col, filter=f'key == {_quote(key)} and (kind == "text" or kind == "url")')
     store.client.delete(store.chunks_col, filter=f"key == {_quote(key)}")
-
-
-def _in(values) -> str:
-    return "[" + ", ".join(_quote(v) for v in values) + "]"
 
 
 def _text_rows(rec: dict, version: str) -> list[dict]:
@@ -75,7 +61,7 @@ def _drop_other_texts(store, versions: dict[str, str]) -> None:
         store.client.delete(store.records_col, ids=stale)
 
 
-def _write_articles(store, upserts: list) -> int:
+def _write_articles(store, upserts: list, faults: Faults) -> int:
     """New versions of articles, BATCH at a time: chunks -> text (new pieces beside the old) -> URL forms ->
     records (each article's switch) -> the old chunks and text pieces deleted. Returns how many old chunks
     were deleted."""
@@ -83,15 +69,15 @@ def _write_articles(store, upserts: list) -> int:
     for i in range(0, len(upserts), BATCH):
         part = upserts[i:i + BATCH]
         keys = [rec["key"] for rec, _, _ in part]
-        old = store._records([f"a:{k}" for k in keys])
+        old = _records(store, [f"a:{k}" for k in keys])
         _put(store, store.chunks_col, [row for rec, ch, v in part for row in _chunk_rows(rec, ch, v)])
         versions = {k: uuid.uuid4().hex[:12] for k in keys}
         texts, urls = [], []
         for rec, _, _ in part:
             texts += _text_rows(rec, versions[rec["key"]])
-            urls += [_row(f"u:{u}", "url", rec["key"], data={"key": rec["key"]}) for u in _url_forms(rec)]
+            urls += [_row(f"u:{u}", "url", rec["key"], data={"key": rec["key"]}) for u in url_forms(rec)]
         _put(store, store.records_col, texts + urls)
-        pause_point("writing")  # crash tests: chunks and text written, records not yet
+        faults.reached("writing")  # crash tests: chunks and text written, records not yet
         ids = {rec["key"]: [c.metadata["chunk_id"] for c in ch] for rec, ch, _ in part}
         revs = {k: int((old.get(f"a:{k}") or {}).get("record_rev") or 0) + 1 for k in keys}
         _put(store, store.records_col, [_record_row(rec, ids[rec["key"]], versions[rec["key"]], rev=revs[rec["key"]])
@@ -108,53 +94,52 @@ def _touch(store, touches: dict[str, dict]) -> None:
     """New values for some fields of existing records, BATCH at a time."""
     keys = list(touches)
     for i in range(0, len(keys), BATCH):
-        recs = store._records([f"a:{k}" for k in keys[i:i + BATCH]])
+        recs = _records(store, [f"a:{k}" for k in keys[i:i + BATCH]])
         rows, urls = [], []
         for rec in recs.values():
             fields = touches[rec["key"]]
             rec.update(fields)
             rows.append(_record_row(rec, rec.get("chunk_ids", [])))
             if {"url", "source", "aliases"} & set(fields):
-                urls += [_row(f"u:{u}", "url", rec["key"], data={"key": rec["key"]}) for u in _url_forms(rec)]
+                urls += [_row(f"u:{u}", "url", rec["key"], data={"key": rec["key"]}) for u in url_forms(rec)]
         _put(store, store.records_col, urls + rows)
 
 
-def commit_pass(store) -> CommitResult:
-    """Write the store's staged upserts, touches, removals and notes; one pass row at the end."""
-    if not store.pending:
-        return CommitResult(pass_id=None)
-    removed = added = 0
-    for key in store._removals:
+def commit_pass(store, staged: Staged, shard: tuple[int, int] | None = None, owner: str = "",
+                faults: Faults = NO_FAULTS) -> tuple[CommitResult, set]:
+    """Write ``staged`` into ``store``'s collections; one pass row at the end. ``shard``: the pass's
+    (None: the whole index), ``owner``: its lease owner id. Returns the result and the shards ``(i, n)``
+    whose records got compare-and-set updates staged (applied under their leases, :mod:`.milvus_cas`)."""
+    if not staged.pending:
+        return CommitResult(pass_id=None), set()
+    removed = 0
+    for key in staged.removals:
         rec = store.article(key)
         removed += len(rec.get("chunk_ids", [])) if rec else 0
         _forget(store, key)
-    upserts = list(store._upserts.values())
-    removed += _write_articles(store, upserts)
-    added = sum(len(chunks) for _, chunks, _ in upserts)
-    touches = {k: f for k, f in store._touches.items() if k not in store._upserts}
-    shard = getattr(store, "_shard", None)
+    upserts = list(staged.upserts.values())
+    removed += _write_articles(store, upserts, faults)
+    added = staged.chunks_added
+    touches = staged.foreign_touches()
     _touch(store, {k: f for k, f in touches.items() if owns(shard, k)})
     foreign = {k: f for k, f in touches.items() if not owns(shard, k)}
     if foreign:  # another shard's records: compare-and-set by their shard's lease holder (milvus_cas)
-        stage(store, foreign, getattr(store, "_owner", ""))
-        store._foreign_shards = getattr(store, "_foreign_shards", set()) | {(shard_of(k, shard[1]), shard[1])
-                                                                              for k in foreign}
-    when = _now()
+        stage(store, foreign, owner)
+    when = utc_now()
     _put(store, store.records_col, [_row(f"x:{k}", "expired", k, data={"reason": r, "removed_at": when})
-                                    for k, r in store._expired.items()])
-    if store._upserts:
-        store.client.delete(store.records_col, ids=[f"x:{k}" for k in store._upserts])
+                                    for k, r in staged.expired.items()])
+    if staged.upserts:
+        store.client.delete(store.records_col, ids=[f"x:{k}" for k in staged.upserts])
     _put(store, store.records_col, [_row(f"h:{h}", "host", h, data={**n, "noted_at": when})
-                                    for h, n in store._host_notes.items()])
+                                    for h, n in staged.host_notes.items()])
     apply_pending(store, shard)  # other shards' updates of this shard's records, under its lease
-    from . import milvus_stories
-
-    milvus_stories.write(store)  # the pass's story entries (rag_news.stories)
-    written = len(store._upserts) + len(store._removals) + len(store._touches)
+    milvus_stories.write(store, staged)  # the pass's story entries (rag_news.stories)
+    written = staged.articles_written
     store.client.insert(store.records_col, [_row(f"p:{when}:{uuid.uuid4().hex[:8]}", "pass", "", data={
         "when": when, "added": added, "removed": removed, "written": written})])
-    return CommitResult(pass_id=store._pass_count(), chunks_added=added, chunks_removed=removed,
-                        articles_written=written)
+    result = CommitResult(pass_id=count(store.client, store.records_col, 'kind == "pass"'), chunks_added=added,
+                          chunks_removed=removed, articles_written=written)
+    return result, {(shard_of(k, shard[1]), shard[1]) for k in foreign}
 
 
 def check(store) -> list[str]:

@@ -53,9 +53,9 @@ def langchain_view(store, views_schema: str | None = None):
         raise MissingExtra("langchain-postgres", "postgres", "the LangChain view of the PostgreSQL index") from None
     v = views_schema or f"{store.schema}_langchain"
     cid = uuid.uuid5(uuid.NAMESPACE_URL, f"rag-news:{store.schema}")
-    with store._lock, store.conn.transaction():
+    with store.transaction() as conn:
         for stmt in VIEWS.format(v=v, s=store.schema, cid=cid, name=store.schema).split(";"):
             if stmt.strip():
-                store.conn.execute(stmt)
+                conn.execute(stmt)
     return PGVector(embeddings=store.embeddings, connection=engine(store.dsn, v), collection_name=store.schema,
-                    embedding_length=store._dim(), use_jsonb=True, create_extension=False)
+                    embedding_length=store.dim, use_jsonb=True, create_extension=False)

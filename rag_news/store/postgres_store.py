@@ -32,18 +32,19 @@ latest pass number.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import threading
-from datetime import datetime, timezone
 from typing import Iterator
 
 import numpy as np
 from langchain_core.documents import Document
 
 from ..errors import ConfigError, IndexLocked, IndexNotFound, MissingExtra, RagNewsError
+from ..faults import Faults, installed_faults
 from ..urls import normalize_url
-from .base import BUILD_HINT, CommitResult, SearchHit, StagedPass
+from . import postgres_langchain, postgres_stories, postgres_writer
+from .base import BUILD_HINT, CommitResult, SearchHit, StagedPass, utc_now
+from .postgres_writer import lock_id
 from .records import terms
 
 TS_CONFIG = "simple"  # language-neutral, like the FTS5 unicode61 tokenizer of the FAISS backend
@@ -74,15 +75,6 @@ CREATE TABLE IF NOT EXISTS {s}.passes(id BIGSERIAL PRIMARY KEY, committed TEXT N
 CREATE TABLE IF NOT EXISTS {s}.expired(key TEXT PRIMARY KEY, reason TEXT NOT NULL, removed_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.host_notes(host TEXT PRIMARY KEY, record JSONB NOT NULL, updated TEXT NOT NULL)
 """
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def lock_id(schema: str, what: str) -> int:
-    """A 64-bit advisory lock id for ``what`` (``pass``, ``commit``, ``shard i/N``, ``create``) of ``schema``."""
-    return int.from_bytes(hashlib.sha256(f"rag-news:{schema}:{what}".encode()).digest()[:8], "big", signed=True)
 
 
 def connect(dsn: str):
@@ -132,8 +124,9 @@ def _document(chunk_id: str, text: str, meta: dict) -> Document:
 class PostgresStore(StagedPass):
     """Articles, chunks and vectors in one PostgreSQL schema; see the module docstring."""
 
-    def __init__(self, embeddings, conn, dsn: str, schema: str, meta: dict):
+    def __init__(self, embeddings, conn, dsn: str, schema: str, meta: dict, faults: Faults | None = None):
         self.embeddings, self.conn, self.dsn, self.schema, self.meta = embeddings, conn, dsn, schema, meta
+        self.faults = faults or installed_faults()  # crash tests' hook (rag_news.faults)
         self._lock = threading.RLock()
         self._clear_staged()
         self._seen_pass = self._last_pass()
@@ -142,7 +135,8 @@ class PostgresStore(StagedPass):
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, dsn: str, embeddings, *, schema: str = "rag_news", create: bool = False) -> "PostgresStore":
+    def open(cls, dsn: str, embeddings, *, schema: str = "rag_news", create: bool = False,
+             faults: Faults | None = None) -> "PostgresStore":
         """The index in ``schema`` of the database at ``dsn``; ``create`` makes it (and the ``vector``
         extension) when missing. Several processes may create it at once (an advisory lock orders them)."""
         schema = _check_schema_name(schema)
@@ -158,7 +152,7 @@ class PostgresStore(StagedPass):
         except BaseException:
             conn.close()
             raise
-        return cls(embeddings, conn, dsn, schema, meta)
+        return cls(embeddings, conn, dsn, schema, meta, faults)
 
     @staticmethod
     def read_meta(dsn: str, schema: str = "rag_news") -> dict:
@@ -178,12 +172,19 @@ class PostgresStore(StagedPass):
                 self.conn = None
 
     # ------------------------------------------------------------------ reading
-    def _rows(self, sql: str, params=()) -> list[tuple]:
+    def rows(self, sql: str, params=()) -> list[tuple]:
+        """The rows of one read statement, ``{s}`` in ``sql`` standing for the index's schema."""
         with self._lock:
             return self.conn.execute(sql.replace("{s}", self.schema), params).fetchall()
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator:
+        """The connection, inside one transaction and this store's lock (statements of other threads wait)."""
+        with self._lock, self.conn.transaction():
+            yield self.conn
+
     def _one(self, sql: str, params=()):
-        rows = self._rows(sql, params)
+        rows = self.rows(sql, params)
         return rows[0] if rows else None
 
     def _last_pass(self) -> int:
@@ -223,12 +224,26 @@ class PostgresStore(StagedPass):
 
     def iter_articles(self) -> Iterator[dict]:
         """Every article record (without text or chunk ids), in key order."""
-        return iter([r[0] for r in self._rows('SELECT record FROM {s}.articles ORDER BY key COLLATE "C"')])
+        return iter([r[0] for r in self.rows('SELECT record FROM {s}.articles ORDER BY key COLLATE "C"')])
+
+    def expiry_candidates(self, seen_before: str | None, born_before: str | None) -> list[dict]:
+        """Records last seen (else first seen) before ``seen_before`` or published (else first seen) before
+        ``born_before`` (ISO; None: that condition off), key order, through expression indexes on those dates."""
+        parts, params = [], []
+        for expr, bound in (("coalesce(record->>'last_seen', record->>'first_seen')", seen_before),
+                            ("coalesce(published, record->>'first_seen')", born_before)):
+            if bound:
+                parts.append(f'SELECT key, record FROM {{s}}.articles WHERE ({expr}) COLLATE "C" < %s')  # indexed
+                params.append(bound)
+        if not parts:
+            return []
+        return [r[1] for r in self.rows(f'SELECT key, record FROM ({" UNION ".join(parts)}) u ORDER BY key COLLATE "C"',
+                                        params)]
 
     @property
     def articles(self) -> dict[str, dict]:
         """Every article record by key, with ``chunk_ids`` (for tools and tests)."""
-        rows = self._rows("SELECT a.record, ARRAY(SELECT chunk_id FROM {s}.chunks c WHERE c.key = a.key ORDER BY seq) "
+        rows = self.rows("SELECT a.record, ARRAY(SELECT chunk_id FROM {s}.chunks c WHERE c.key = a.key ORDER BY seq) "
                           'FROM {s}.articles a ORDER BY a.key COLLATE "C"')
         return {r[0]["key"]: {**r[0], "chunk_ids": list(r[1])} for r in rows}
 
@@ -246,19 +261,19 @@ class PostgresStore(StagedPass):
         return row[0] if row else None
 
     def host_note(self, host: str) -> dict | None:
-        if host in self._host_notes:
-            return self._host_notes[host]
+        if host in self.staged.host_notes:
+            return self.staged.host_notes[host]
         row = self._one("SELECT record FROM {s}.host_notes WHERE host = %s", (host,))
         return row[0] if row else None
 
     def chunks_by_id(self, chunk_ids: list[str]) -> list[Document]:
-        rows = self._rows("SELECT chunk_id, text, metadata FROM {s}.chunks WHERE chunk_id = ANY(%s)", (list(chunk_ids),))
+        rows = self.rows("SELECT chunk_id, text, metadata FROM {s}.chunks WHERE chunk_id = ANY(%s)", (list(chunk_ids),))
         found = {r[0]: _document(*r) for r in rows}
         return [found[c] for c in chunk_ids if c in found]
 
     def chunks(self) -> list[Document]:
         """Every chunk, article by article (for inspection; costs the whole index)."""
-        rows = self._rows('SELECT chunk_id, text, metadata FROM {s}.chunks ORDER BY key COLLATE "C", seq')
+        rows = self.rows('SELECT chunk_id, text, metadata FROM {s}.chunks ORDER BY key COLLATE "C", seq')
         return [_document(*r) for r in rows]
 
     def dense_search(self, vector: np.ndarray, k: int, since: str | None = None,
@@ -286,7 +301,7 @@ class PostgresStore(StagedPass):
         if tsq is None:
             return []
         where, params = _window(since, until)
-        rows = self._rows(
+        rows = self.rows(
             f"SELECT c.chunk_id, c.text, c.metadata, ts_rank_cd(c.tsv, q, 1) AS r FROM {{s}}.chunks c, "
             f"to_tsquery('{TS_CONFIG}', %s) q WHERE c.tsv @@ q{where} ORDER BY r DESC, c.chunk_id LIMIT %s",
             [tsq, *params, k])
@@ -301,7 +316,7 @@ class PostgresStore(StagedPass):
             self._df, self._df_at = {}, latest
         missing = [w for w in dict.fromkeys(words) if w not in self._df]
         if missing:
-            rows = self._rows(
+            rows = self.rows(
                 f"SELECT w, (SELECT count(*) FROM (SELECT 1 FROM {{s}}.chunks c WHERE c.tsv @@ to_tsquery("
                 f"'{TS_CONFIG}', w) LIMIT %s) x) FROM unnest(%s::text[]) w", (budget + 1, [_lexeme(w) for w in missing]))
             counts = dict(rows)
@@ -322,13 +337,13 @@ class PostgresStore(StagedPass):
 
     def export(self) -> Iterator[tuple[dict, list[Document], np.ndarray]]:
         """Every article as ``(record with text, chunks, stored vectors)``, the arguments of :meth:`upsert`."""
-        for key in [r[0] for r in self._rows('SELECT key FROM {s}.articles ORDER BY key COLLATE "C"')]:
+        for key in [r[0] for r in self.rows('SELECT key FROM {s}.articles ORDER BY key COLLATE "C"')]:
             rec = self.article(key)
             rec["text"] = self.article_text(key) or ""
-            rows = self._rows("SELECT chunk_id, text, metadata, embedding FROM {s}.chunks WHERE key = %s ORDER BY seq",
+            rows = self.rows("SELECT chunk_id, text, metadata, embedding FROM {s}.chunks WHERE key = %s ORDER BY seq",
                               (key,))
             yield rec, [_document(*r[:3]) for r in rows], np.array([r[3] for r in rows], np.float32).reshape(
-                len(rows), self._dim())
+                len(rows), self.dim)
 
     def stats(self) -> dict:
         self.refresh()
@@ -339,9 +354,7 @@ class PostgresStore(StagedPass):
     def vectorstore(self):
         """The chunks as a LangChain ``langchain_postgres.PGVector`` store (read-only views over this schema's
         tables; see :mod:`rag_news.store.postgres_langchain`)."""
-        from .postgres_langchain import langchain_view
-
-        return langchain_view(self)
+        return postgres_langchain.langchain_view(self)
 
     def as_retriever(self, **kwargs):
         """The hybrid retriever (dense + keyword fusion, per-article cap, dates) over this index."""
@@ -350,7 +363,9 @@ class PostgresStore(StagedPass):
         return NewsRetriever(index=self, **kwargs)
 
     # ------------------------------------------------------------------ writing
-    def _dim(self) -> int:
+    @property
+    def dim(self) -> int:
+        """The vectors' dimension."""
         return int(self.meta["dim"])
 
     @contextlib.contextmanager
@@ -381,10 +396,8 @@ class PostgresStore(StagedPass):
 
     def commit(self) -> CommitResult:
         """Write the staged pass in one transaction (see the module docstring)."""
-        from .postgres_writer import commit_pass
-
         with self._lock:
-            result = commit_pass(self)
+            result = postgres_writer.commit_pass(self.conn, self.schema, self.staged, self.faults)
             self._clear_staged()
             self.refresh()
         return result
@@ -401,26 +414,18 @@ class PostgresStore(StagedPass):
     # ---- stories (rag_news.stories; tables in rag_news.store.postgres_stories)
     def story_entries(self, keys: list[str]) -> dict[str, dict]:
         """The committed story entries of these articles, by key."""
-        from . import postgres_stories
-
         return postgres_stories.by_keys(self, keys) if keys else {}
 
     def story_keys_for_bands(self, bands: list[str]) -> set[str]:
         """Articles sharing at least one MinHash LSH band with ``bands``."""
-        from . import postgres_stories
-
         return postgres_stories.keys_for_bands(self, bands)
 
     def stories_between(self, since: str | None = None, until: str | None = None) -> list[dict]:
         """Story entries whose day (published, else first seen) is within ``since``..``until``."""
-        from . import postgres_stories
-
         return postgres_stories.between(self, since, until)
 
     def story_members(self, story_ids: list[str]) -> list[dict]:
         """Every entry of these stories."""
-        from . import postgres_stories
-
         return postgres_stories.members(self, story_ids) if story_ids else []
 
 
@@ -446,13 +451,13 @@ def _create(conn, schema: str, embeddings) -> None:
             return
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        from .postgres_stories import SCHEMA as STORIES
-
-        for stmt in (SCHEMA.format(s=schema, dim=dim, ts=TS_CONFIG) + ";" + STORIES.format(s=schema)).split(";"):
+        stories = postgres_stories.SCHEMA.format(s=schema)
+        expiry = postgres_writer.EXPIRY_INDEXES.format(s=schema)
+        for stmt in (SCHEMA.format(s=schema, dim=dim, ts=TS_CONFIG) + ";" + stories + ";" + expiry).split(";"):
             if stmt.strip():
                 conn.execute(stmt)
         meta = {"dim": dim, "embedding_model": getattr(embeddings, "model_name", None), "distance": "cosine",
-                "backend": "postgres", "created": _now()}
+                "backend": "postgres", "created": utc_now()}
         from psycopg.types.json import Jsonb
 
         for name, value in meta.items():

@@ -36,19 +36,19 @@ def _entry(row) -> dict:
     return out
 
 
-def write_pass(cur, s: str, store) -> None:
+def write_pass(cur, s: str, staged) -> None:
     """The pass's story changes inside its transaction: a reset (restory), removed articles' entries
     (their stories keep their other articles), then the staged entries with their bands."""
     from psycopg.types.json import Jsonb
 
-    if store._stories_reset:
+    if staged.stories_reset:
         cur.execute(f"DELETE FROM {s}.story_bands")
         cur.execute(f"DELETE FROM {s}.stories")
-    gone = sorted(set(store._removals) | set(store._stories))
+    gone = sorted(set(staged.removals) | set(staged.stories))
     if gone:
         cur.execute(f"DELETE FROM {s}.story_bands WHERE key = ANY(%s)", (gone,))
-        cur.execute(f"DELETE FROM {s}.stories WHERE key = ANY(%s)", (sorted(store._removals),))
-    for key, e in store._stories.items():
+        cur.execute(f"DELETE FROM {s}.stories WHERE key = ANY(%s)", (sorted(staged.removals),))
+    for key, e in staged.stories.items():
         data = {k: v for k, v in e.items() if k not in ("key", "story", "day", "sig", "lead", "bands")}
         sig = np.asarray(e.get("sig") or [], dtype=np.uint32).tobytes()
         lead = None if e.get("lead") is None else np.asarray(e["lead"], dtype=np.float32).tobytes()
@@ -60,25 +60,25 @@ def write_pass(cur, s: str, store) -> None:
 
 
 def by_keys(store, keys: list[str]) -> dict[str, dict]:
-    rows = store._rows(f"SELECT {_COLUMNS} FROM {{s}}.stories WHERE key = ANY(%s)", (list(dict.fromkeys(keys)),))
+    rows = store.rows(f"SELECT {_COLUMNS} FROM {{s}}.stories WHERE key = ANY(%s)", (list(dict.fromkeys(keys)),))
     return {r[0]: _entry(r) for r in rows}
 
 
 def keys_for_bands(store, bands: list[str]) -> set[str]:
     if not bands:
         return set()
-    return {r[0] for r in store._rows("SELECT DISTINCT key FROM {s}.story_bands WHERE band = ANY(%s)",
+    return {r[0] for r in store.rows("SELECT DISTINCT key FROM {s}.story_bands WHERE band = ANY(%s)",
                                       ([_band(b) for b in bands],))}
 
 
 def between(store, since: str | None, until: str | None) -> list[dict]:
-    rows = store._rows(f"SELECT {_COLUMNS} FROM {{s}}.stories WHERE (%s::text IS NULL OR day >= %s) "
+    rows = store.rows(f"SELECT {_COLUMNS} FROM {{s}}.stories WHERE (%s::text IS NULL OR day >= %s) "
                        "AND (%s::text IS NULL OR day <= %s)",
                        (since and since[:10], since and since[:10], until and until[:10], until and until[:10]))
     return [_entry(r) for r in rows]
 
 
 def members(store, story_ids: list[str]) -> list[dict]:
-    rows = store._rows(f"SELECT {_COLUMNS} FROM {{s}}.stories WHERE story = ANY(%s)",
+    rows = store.rows(f"SELECT {_COLUMNS} FROM {{s}}.stories WHERE story = ANY(%s)",
                        (list(dict.fromkeys(story_ids)),))
     return [_entry(r) for r in rows]

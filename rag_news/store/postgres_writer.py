@@ -6,14 +6,26 @@ copied in with ``COPY``), touches, expired notes, host notes, and a pass row. Ki
 
 from __future__ import annotations
 
-from ..faults import pause_point
+import hashlib
+
+from ..faults import NO_FAULTS, Faults
 from . import postgres_stories
-from .base import CommitResult
-from .postgres_store import _now, lock_id
-from .writer import _url_forms
+from .base import CommitResult, Staged, chunk_rows, url_forms, utc_now
 
 _ARTICLE_COLUMNS = ("key", "url", "published", "content_hash")
 BATCH = 1000  # articles per statement batch
+# what PostgresStore.expiry_candidates reads through (made with the schema; an older schema gets them at its
+# next commit)
+EXPIRY_INDEXES = """
+CREATE INDEX IF NOT EXISTS articles_by_seen ON {s}.articles((coalesce(record->>'last_seen', record->>'first_seen'))
+    COLLATE "C");
+CREATE INDEX IF NOT EXISTS articles_by_born ON {s}.articles((coalesce(published, record->>'first_seen')) COLLATE "C")
+"""
+
+
+def lock_id(schema: str, what: str) -> int:
+    """A 64-bit advisory lock id for ``what`` (``pass``, ``commit``, ``shard i/N``, ``create``) of ``schema``."""
+    return int.from_bytes(hashlib.sha256(f"rag-news:{schema}:{what}".encode()).digest()[:8], "big", signed=True)
 
 
 def _record(rec: dict) -> dict:
@@ -46,13 +58,11 @@ def _write_articles(cur, s: str, upserts: list) -> int:
             [(*[rec.get(c) for c in _ARTICLE_COLUMNS], Jsonb(_record(rec)), rec.get("text") or "")
              for rec, _, _ in part])
         cur.executemany(f"INSERT INTO {s}.url_forms(url, key) VALUES (%s, %s) ON CONFLICT (url) DO UPDATE "
-                        "SET key = excluded.key", [(u, rec["key"]) for rec, _, _ in part for u in _url_forms(rec)])
+                        "SET key = excluded.key", [(u, rec["key"]) for rec, _, _ in part for u in url_forms(rec)])
         with cur.copy(f"COPY {s}.chunks(chunk_id, key, seq, published, text, metadata, embedding) FROM STDIN") as cp:
             for rec, chunks, vectors in part:
-                for seq, (c, v) in enumerate(zip(chunks, vectors)):
-                    meta = {**c.metadata, "key": rec["key"], "published": rec.get("published")}  # the record's date
-                    cp.write_row((meta["chunk_id"], rec["key"], meta.get("chunk_index", seq), rec.get("published"),
-                                  c.page_content, Jsonb(meta), v))
+                for (index, cid, text, meta), v in zip(chunk_rows(rec, chunks), vectors):
+                    cp.write_row((cid, rec["key"], index, rec.get("published"), text, Jsonb(meta), v))
     return removed
 
 
@@ -70,40 +80,41 @@ def _touch(cur, s: str, touches: dict[str, dict]) -> None:
         row = cur.fetchone()
         if row is not None and {"url", "source", "aliases"} & set(fields):
             cur.executemany(f"INSERT INTO {s}.url_forms(url, key) VALUES (%s, %s) ON CONFLICT (url) DO UPDATE "
-                            "SET key = excluded.key", [(u, key) for u in _url_forms(row[0])])
+                            "SET key = excluded.key", [(u, key) for u in url_forms(row[0])])
 
 
-def _notes(cur, s: str, store, upserted: list[str], when: str) -> None:
+def _notes(cur, s: str, staged: Staged, when: str) -> None:
     from psycopg.types.json import Jsonb
 
     cur.executemany(f"INSERT INTO {s}.expired(key, reason, removed_at) VALUES (%s,%s,%s) ON CONFLICT (key) "
                     "DO UPDATE SET reason = excluded.reason, removed_at = excluded.removed_at",
-                    [(k, r, when) for k, r in store._expired.items()])
-    if upserted:
-        cur.execute(f"DELETE FROM {s}.expired WHERE key = ANY(%s)", (upserted,))
+                    [(k, r, when) for k, r in staged.expired.items()])
+    if staged.upserts:
+        cur.execute(f"DELETE FROM {s}.expired WHERE key = ANY(%s)", (list(staged.upserts),))
     cur.executemany(f"INSERT INTO {s}.host_notes(host, record, updated) VALUES (%s,%s,%s) ON CONFLICT (host) "
                     "DO UPDATE SET record = excluded.record, updated = excluded.updated",
-                    [(h, Jsonb(n), when) for h, n in store._host_notes.items()])
+                    [(h, Jsonb(n), when) for h, n in staged.host_notes.items()])
 
 
-def commit_pass(store) -> CommitResult:
-    """Write the store's staged pass in one transaction; see the module docstring."""
-    if not store.pending:
+def commit_pass(conn, s: str, staged: Staged, faults: Faults = NO_FAULTS) -> CommitResult:
+    """Write ``staged`` into schema ``s`` through ``conn`` in one transaction; see the module docstring."""
+    if not staged.pending:
         return CommitResult(pass_id=None)
-    s, conn = store.schema, store.conn
-    upserts = list(store._upserts.values())
-    added = sum(len(chunks) for _, chunks, _ in upserts)
-    written = len(store._upserts) + len(store._removals) + len(store._touches)
+    upserts = list(staged.upserts.values())
+    added, written = staged.chunks_added, staged.articles_written
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_id(s, "commit"),))
-        removed = _delete(cur, s, sorted(store._removals), articles=True) if store._removals else 0
+        for stmt in EXPIRY_INDEXES.format(s=s).split(";"):
+            if stmt.strip():
+                cur.execute(stmt)
+        removed = _delete(cur, s, sorted(staged.removals), articles=True) if staged.removals else 0
         removed += _write_articles(cur, s, upserts)
-        _touch(cur, s, {k: f for k, f in store._touches.items() if k not in store._upserts})
-        when = _now()
-        _notes(cur, s, store, list(store._upserts), when)
-        postgres_stories.write_pass(cur, s, store)  # the pass's story entries (rag_news.stories)
+        _touch(cur, s, staged.foreign_touches())
+        when = utc_now()
+        _notes(cur, s, staged, when)
+        postgres_stories.write_pass(cur, s, staged)  # the pass's story entries (rag_news.stories)
         cur.execute(f"INSERT INTO {s}.passes(committed, chunks_added, chunks_removed, articles_written) "
                     "VALUES (%s,%s,%s,%s) RETURNING id", (when, added, removed, written))
         pass_id = int(cur.fetchone()[0])
-        pause_point("swapping")  # crash tests: everything written, the transaction not yet committed
+        faults.reached("swapping")  # crash tests: everything written, the transaction not yet committed
     return CommitResult(pass_id=pass_id, chunks_added=added, chunks_removed=removed, articles_written=written)

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator
 
 from ..errors import IndexCorrupt
 
+DB_NAME = "index.db"  # the SQLite database in an index folder
 FORMAT = "rag-news-index"
 SCHEMA_VERSION = 2  # version 1 was the JSON snapshot format (migrated by rag_news.store.legacy)
 POSTINGS_BUDGET = 20_000
@@ -81,6 +82,7 @@ def create(conn: sqlite3.Connection, meta: dict[str, Any]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     for stmt in [s for s in SCHEMA.split(";") if s.strip()]:
         conn.execute(stmt)
+    ensure_additions(conn)
     put_meta(conn, {"format": FORMAT, "version": SCHEMA_VERSION, "next_vid": 1, "articles": 0, "chunks": 0, **meta})
     conn.execute("COMMIT")
 
@@ -127,6 +129,44 @@ def iter_articles(conn: sqlite3.Connection) -> Iterator[dict]:
     """Every article record (without text or chunk ids), in key order."""
     for row in conn.execute(f"SELECT {', '.join(_ARTICLE_COLUMNS)}, record FROM articles ORDER BY key"):
         yield _record(row)
+
+
+# schema additions made at create and by the next commit of an index made before them (in its transaction):
+# the expiry indexes (expiry_candidates), each segment's vector id runs and dead count (dead_counts)
+ADDITIONS = """
+CREATE INDEX IF NOT EXISTS articles_by_seen ON articles(coalesce(last_seen, first_seen));
+CREATE INDEX IF NOT EXISTS articles_by_born ON articles(coalesce(published, first_seen));
+CREATE TABLE IF NOT EXISTS segment_runs(lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL, name TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS segment_runs_by_name ON segment_runs(name)
+"""
+
+
+def ensure_additions(conn: sqlite3.Connection) -> None:
+    """Make :data:`ADDITIONS` (and the ``segments.dead`` column) where missing; a writer, in its transaction."""
+    for stmt in [s for s in ADDITIONS.split(";") if s.strip()]:
+        conn.execute(stmt)
+    if "dead" not in {r[1] for r in conn.execute("PRAGMA table_info(segments)")}:
+        conn.execute("ALTER TABLE segments ADD COLUMN dead INTEGER")  # NULL: not counted yet (older index)
+
+
+def expiry_queries(seen_before: str | None, born_before: str | None) -> list[tuple[str, tuple]]:
+    """The statements of :func:`expiry_candidates`, one per condition: each a range read of one expiry index
+    (no ORDER BY: with one, SQLite may walk the key index instead)."""
+    cols = ", ".join(_ARTICLE_COLUMNS)
+    return [(f"SELECT {cols}, record FROM articles WHERE {expr} < ?", (bound,))
+            for expr, bound in (("coalesce(last_seen, first_seen)", seen_before),
+                                ("coalesce(published, first_seen)", born_before)) if bound]
+
+
+def expiry_candidates(conn: sqlite3.Connection, seen_before: str | None, born_before: str | None) -> list[dict]:
+    """Records (as :func:`iter_articles`) last seen (else first seen) before ``seen_before``, or published
+    (else first seen) before ``born_before`` (ISO strings, compared as such; None: no such condition), in
+    key order; read through the expiry indexes, not a walk over every record."""
+    found = {}
+    for sql, params in expiry_queries(seen_before, born_before):
+        for row in conn.execute(sql, params):
+            found.setdefault(row[0], row)
+    return [_record(found[k]) for k in sorted(found)]
 
 
 def article_text(conn: sqlite3.Connection, key: str) -> str | None:
@@ -258,14 +298,45 @@ def _rarest(conn: sqlite3.Connection, words: list[str], budget: int, df: dict) -
 
 # ---------------------------------------------------------------------------------------- segments, passes
 def segments(conn: sqlite3.Connection) -> list[dict]:
-    cols = ("name", "kind", "vectors", "bytes", "sha256", "ivf_bytes", "pass")
-    return [dict(zip(cols, r)) for r in conn.execute(f"SELECT {', '.join(cols)} FROM segments ORDER BY name")]
+    """The live segments: name, kind, vectors, bytes, sha256, ivf_bytes, pass, and ``dead`` (how many of its
+    vectors are deleted; None in an index made before that was counted, until its next compaction)."""
+    cur = conn.execute("SELECT * FROM segments ORDER BY name")
+    cols = [d[0] for d in cur.description]
+    return [{"dead": None, **dict(zip(cols, r))} for r in cur.fetchall()]
 
 
-def put_segment(conn: sqlite3.Connection, row: dict, pass_id: int) -> None:
-    conn.execute("INSERT INTO segments(name, kind, vectors, bytes, sha256, ivf_bytes, pass) VALUES (?,?,?,?,?,?,?)",
-                 (row["name"], row["kind"], row["vectors"], row["bytes"], row.get("sha256"), row.get("ivf_bytes"),
-                  pass_id))
+def put_segment(conn: sqlite3.Connection, row: dict, pass_id: int, runs: list[tuple[int, int]] | None = None) -> None:
+    """Record a new segment with no dead vector; ``runs``: its vector ids as ``(lo, hi)`` ranges (inclusive)."""
+    conn.execute("INSERT INTO segments(name, kind, vectors, bytes, sha256, ivf_bytes, pass, dead) "
+                 "VALUES (?,?,?,?,?,?,?,0)", (row["name"], row["kind"], row["vectors"], row["bytes"], row.get("sha256"),
+                                              row.get("ivf_bytes"), pass_id))
+    conn.executemany("INSERT INTO segment_runs(lo, hi, name) VALUES (?,?,?)", [(lo, hi, row["name"]) for lo, hi in runs or []])
+
+
+def move_runs(conn: sqlite3.Connection, names: list[str], to: str | None) -> None:
+    """The vector id runs of segments ``names`` now belong to ``to`` (a merge's segment; None: dropped)."""
+    if to is None:
+        conn.executemany("DELETE FROM segment_runs WHERE name=?", [(n,) for n in names])
+    else:
+        conn.executemany("UPDATE segment_runs SET name=? WHERE name=?", [(to, n) for n in names])
+
+
+def count_dead(conn: sqlite3.Connection, vids: list[int]) -> None:
+    """Add newly deleted vectors ``vids`` to their segments' dead counts (one run lookup per vector)."""
+    per: dict[str, int] = {}
+    for vid in vids:
+        row = conn.execute("SELECT hi, name FROM segment_runs WHERE lo <= ? ORDER BY lo DESC LIMIT 1", (vid,)).fetchone()
+        if row is not None and row[0] >= vid:
+            per[row[1]] = per.get(row[1], 0) + 1
+    conn.executemany("UPDATE segments SET dead = dead + ? WHERE name=? AND dead IS NOT NULL",
+                     [(n, name) for name, n in per.items()])
+
+
+def set_counted(conn: sqlite3.Connection, name: str, dead: int, runs: list[tuple[int, int]]) -> None:
+    """Record the dead count and the id runs of a segment counted the old way (its id map read once)."""
+    conn.execute("DELETE FROM segment_runs WHERE name=?", (name,))
+    conn.executemany("INSERT INTO segment_runs(lo, hi, name) VALUES (?,?,?)", [(lo, hi, name) for lo, hi in runs])
+    conn.execute("UPDATE segments SET dead=? WHERE name=?", (dead, name))
 
 
 def retire_segments(conn: sqlite3.Connection, names: list[str], pass_id: int, when: str) -> None:

@@ -371,15 +371,40 @@ def plan_merges(rows: list[dict], dead_in: dict[str, int], merge_factor: int = M
     return groups
 
 
-def dead_per_segment(folder: Path, rows: list[dict], dead: set[int]) -> dict[str, int]:
-    """How many of each segment's vectors are dead (reads the segments' id maps)."""
+def id_runs(ids: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted vector ids as inclusive ``(lo, hi)`` runs of consecutive ids (a pass's segment is one run)."""
+    ids = np.sort(np.asarray(ids, dtype=np.int64))
+    if not len(ids):
+        return []
+    breaks = np.flatnonzero(np.diff(ids) != 1)
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [len(ids) - 1]])
+    return [(int(ids[a]), int(ids[b])) for a, b in zip(starts, ends)]
+
+
+def count_segment(folder: Path, name: str, dead: np.ndarray) -> tuple[int, list[tuple[int, int]]]:
+    """How many of a segment's vectors are in ``dead``, and its id runs: reads its id map (once, for a
+    segment of an index made before dead vectors were counted as they die)."""
     import faiss
 
-    if not dead:
-        return {}
-    dead_arr = np.fromiter(dead, dtype=np.int64)
-    out = {}
-    for r in rows:
-        index = faiss.read_index(str(flat_path(folder, r["name"])), faiss.IO_FLAG_MMAP_IFC)
-        out[r["name"]] = int(np.isin(faiss.vector_to_array(index.id_map), dead_arr).sum())
-    return out
+    index = faiss.read_index(str(flat_path(folder, name)), faiss.IO_FLAG_MMAP_IFC)
+    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+    return int(np.isin(ids, dead).sum()), id_runs(ids)
+
+
+@dataclass
+class StoreOptions:
+    """How a FAISS index writes, merges and searches its segments (``Settings.vector_index``, ``ivf_min_vectors``, ``ivf_nprobe``, ``device``:
+    FAISS on a GPU where the build, the machine and the setting allow it, see :mod:`rag_news.store.gpu`)."""
+
+    vector_index: str = "auto"      # auto: IVF for segments (a merge's or a pass's) of >= ivf_min_vectors; flat: exact
+    ivf_min_vectors: int = 50_000
+    nprobe: int = 16
+    merge_factor: int = MERGE_FACTOR
+    max_merge_vectors: int = MAX_MERGE_VECTORS
+    device: str = "auto"            # auto | cpu | cuda | cuda:N | mps (Settings.device)
+
+    @classmethod
+    def from_settings(cls, settings) -> "StoreOptions":
+        return cls(vector_index=settings.vector_index, ivf_min_vectors=settings.ivf_min_vectors,
+                   nprobe=settings.ivf_nprobe, device=settings.device)
