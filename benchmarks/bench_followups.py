@@ -41,11 +41,11 @@ def correct(answer, accepted: list[str]) -> bool:
     return not answer.abstained and any(has_phrase(answer.answer, a) for a in accepted)
 
 
-def run_one(qa: NewsQA, conv: dict) -> dict:
+def run_one(qa: NewsQA, conv: dict, baseline: bool = True) -> dict:
     t1, t2 = conv["turns"]
     a1 = qa.ask(t1["question"])
     with_rw = qa.ask(t2["question"], history=[a1])
-    without = qa.ask(t2["question"], history=[a1], rewrite=False)
+    without = qa.ask(t2["question"], history=[a1], rewrite=False) if baseline else None
     turns = as_turns([a1])
     search = lambda q: [d.metadata.get("url", "") for d in qa.retrieve(q)]  # noqa: E731
     row = {"id": conv["id"], "answerable": bool(t2["answers"]),
@@ -54,7 +54,8 @@ def run_one(qa: NewsQA, conv: dict) -> dict:
                        "answer": with_rw.answer, "abstained": with_rw.abstained,
                        "correct": correct(with_rw, t2["answers"]), "hit@4": hit(conv, with_rw.retrieved)},
            "no_rewrite": {"answer": without.answer, "abstained": without.abstained,
-                          "correct": correct(without, t2["answers"]), "hit@4": hit(conv, without.retrieved)},
+                          "correct": correct(without, t2["answers"]), "hit@4": hit(conv, without.retrieved)}
+           if without else None,
            "bare_hit@4": hit(conv, search(t2["question"])),
            "fallback_hit@4": hit(conv, search(fallback(t2["question"], turns)))}
     return row
@@ -68,9 +69,9 @@ def summary(rows: list[dict], total: int) -> dict:
     return {"conversations": f"{len(rows)} of {total}", "answerable": len(ans), "unanswerable": len(una),
             "turn1_accuracy": mean([r["turn1"]["correct"] for r in ans]),
             "turn2_accuracy_rewrite": mean([r["rewrite"]["correct"] for r in ans]),
-            "turn2_accuracy_no_rewrite": mean([r["no_rewrite"]["correct"] for r in ans]),
+            "turn2_accuracy_no_rewrite": mean([r["no_rewrite"]["correct"] for r in ans if r["no_rewrite"]]),
             "turn2_abstention_rewrite": mean([r["rewrite"]["abstained"] for r in una]),
-            "turn2_abstention_no_rewrite": mean([r["no_rewrite"]["abstained"] for r in una]),
+            "turn2_abstention_no_rewrite": mean([r["no_rewrite"]["abstained"] for r in una if r["no_rewrite"]]),
             "turn2_hit@4_bare": mean([r["bare_hit@4"] for r in ans]),
             "turn2_hit@4_rule_fallback": mean([r["fallback_hit@4"] for r in ans]),
             "turn2_hit@4_reader_rewrite": mean([r["rewrite"]["hit@4"] for r in ans]),
@@ -99,6 +100,8 @@ def main() -> None:
     ap.add_argument("--index-dir", default="/tmp/rag-news-news-qa-index")
     ap.add_argument("--out", default="/tmp/bench_followups.jsonl")
     ap.add_argument("--budget-s", type=float, default=1380.0)
+    ap.add_argument("--no-baseline", action="store_true", help="skip turn 2 without the rewrite (one answer less "
+                    "per conversation)")
     ap.add_argument("--retrieval-only", action="store_true", help="no model: hit@4 of turn 2 searched bare and "
                     "as the rule fallback (previous question appended) searches it, on every conversation")
     args = ap.parse_args()
@@ -120,7 +123,7 @@ def main() -> None:
         for conv in convs:
             if time.perf_counter() - start > args.budget_s:
                 break
-            row = run_one(qa, conv)
+            row = run_one(qa, conv, baseline=not args.no_baseline)
             rows.append(row)
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             out.flush()
