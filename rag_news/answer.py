@@ -571,7 +571,7 @@ class NewsQA:
             finally:
                 self._abort.clear()
         t2 = time.perf_counter()
-        answer = self._check(asked, "".join(pieces), docs, (t1 or t2) - t0, t2 - (t1 or t2))
+        answer = self.check_answer(asked, "".join(pieces), docs, (t1 or t2) - t0, t2 - (t1 or t2))
         answer.question, answer.standalone_question = question, asked
         if history:
             answer.timings["rewrite"] = round(t_rewrite, 3)
@@ -620,8 +620,12 @@ class NewsQA:
             steps = steps | chat_template_renderer(llm.pipeline.tokenizer)
         return (steps | llm | StrOutputParser()).invoke({"question": question}).strip()
 
-    def _check(self, question: str, text: str, docs: list[Document], t_retrieve: float, t_generate: float) -> Answer:
-        """The answer as the checks leave it (see the module docstring)."""
+    def check_answer(self, question: str, text: str, docs: list[Document], t_retrieve: float,
+                     t_generate: float) -> Answer:
+        """The :class:`Answer` the checks make of the model's ``text`` for ``question`` over the passages
+        ``docs`` it was shown (citations read and re-pointed, figures checked, abstention recognised; see
+        the module docstring); ``t_retrieve`` / ``t_generate``: seconds, kept in its timings. Research mode
+        calls it too."""
         text = "".join(without_label([text.strip()]))
         info = self.info
         rel = best_relevance(docs)

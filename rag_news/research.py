@@ -10,7 +10,7 @@ research mode the reader is given two tools and decides its searches, up to ``re
 
 It starts from the question's own retrieval (today's one-retrieval path, so research can only add
 passages), calls tools while it finds facts missing, then the gathered passages (fitted to a budget)
-go through the usual prompt, ``[n]`` citations, checks and abstention (:meth:`NewsQA._check`). A tool that
+go through the usual prompt, ``[n]`` citations, checks and abstention (:meth:`NewsQA.check_answer`). A tool that
 fails (a bad date, a passage number that does not exist) answers the reader with the error and counts as
 a call; the loop goes on. A call that repeats an earlier one is not run and ends the research, as do two
 searches in a row that find no new passage (small readers otherwise spend every call on one query).
@@ -284,7 +284,7 @@ def stream_research(qa, question: str, since: str | None = None, until: str | No
             pieces.append(piece)
             yield piece
     t2 = time.perf_counter()
-    answer = qa._check(question, "".join(pieces), docs, t1 - t0, t2 - t1)
+    answer = qa.check_answer(question, "".join(pieces), docs, t1 - t0, t2 - t1)
     answer.timings["tool_calls"] = calls
     if answer.raw_answer is not None:
         yield Retraction(answer.note or "withheld")

@@ -98,17 +98,17 @@ def test_dated_questions_read_their_window(qwen):
 
 def test_citation_checks_report_out_of_range_and_unsupported_citations(qwen):
     docs = qwen.retrieve(ANSWERABLE)
-    out = qwen._check(ANSWERABLE, "The library will be built in the old tram depot [9].", docs, 0, 0)
+    out = qwen.check_answer(ANSWERABLE, "The library will be built in the old tram depot [9].", docs, 0, 0)
     assert out.bad_citations == [9] and out.cited == [] and not out.citations_added
     assert "cites [9], but only" in out.note
     other = next(n for n, d in enumerate(docs, 1) if "tram depot" not in d.page_content)
     holder = next(n for n, d in enumerate(docs, 1) if "Quarry Lane" in d.page_content)
-    wrong = qwen._check(ANSWERABLE, f"It will be built on Quarry Lane [{other}].", docs, 0, 0)  # re-pointed
+    wrong = qwen.check_answer(ANSWERABLE, f"It will be built on Quarry Lane [{other}].", docs, 0, 0)  # re-pointed
     assert wrong.answer == f"It will be built on Quarry Lane [{holder}]." and wrong.cited_raw == [other]
     assert not wrong.unsupported_citation and f"re-pointed [{other}] to [{holder}]" in wrong.note
-    nowhere = qwen._check(ANSWERABLE, f"It will be built on Marrowgate Heath [{other}].", docs, 0, 0)
+    nowhere = qwen.check_answer(ANSWERABLE, f"It will be built on Marrowgate Heath [{other}].", docs, 0, 0)
     assert nowhere.unsupported_citation and "does not contain Marrowgate" in nowhere.note  # flagged, kept
-    hedge = qwen._check(ANSWERABLE, "I don't know, but probably the tram depot [1].", docs, 0, 0)
+    hedge = qwen.check_answer(ANSWERABLE, "I don't know, but probably the tram depot [1].", docs, 0, 0)
     assert not hedge.abstained  # a hedged answer is an answer
 
 

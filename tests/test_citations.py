@@ -71,25 +71,25 @@ def test_a_citation_of_a_neighbouring_passage_is_repointed_to_the_one_holding_th
     [holder] = _holding(docs, "Blossom Music Center")
     wrong = next(n for n in range(1, len(docs) + 1) if n != holder)
     # hand-written model output citing a neighbouring passage
-    a = qa._check(BLOSSOM, f"The tour stops at Blossom Music Center on July 22 [{wrong}].", docs, 0, 0)
+    a = qa.check_answer(BLOSSOM, f"The tour stops at Blossom Music Center on July 22 [{wrong}].", docs, 0, 0)
     assert a.answer == f"The tour stops at Blossom Music Center on July 22 [{holder}]."
     assert a.cited == [holder] and a.cited_raw == [wrong] and not a.unsupported_citation
     assert a.repointed[0]["from"] == [wrong] and a.repointed[0]["to"] == [holder] and "re-pointed" in a.note
     assert grounded(a, raw=True) is False and grounded(a) is True  # what eval scores before / after
-    kept = qa._check(BLOSSOM, f"The tour stops at Blossom Music Center [{holder}].", docs, 0, 0)
+    kept = qa.check_answer(BLOSSOM, f"The tour stops at Blossom Music Center [{holder}].", docs, 0, 0)
     assert kept.cited == [holder] and kept.repointed == [] and kept.answer.endswith(f"[{holder}].")
     # a claim in two parts: each marker answers for its own part
-    two = qa._check(BLOSSOM, f"It stops at Blossom Music Center [{wrong}] and Michael McDonald rejoins [{holder}].",
+    two = qa.check_answer(BLOSSOM, f"It stops at Blossom Music Center [{wrong}] and Michael McDonald rejoins [{holder}].",
                     docs, 0, 0)
     assert two.answer.startswith(f"It stops at Blossom Music Center [{holder}] and Michael McDonald rejoins")
     # what no passage holds is flagged, not moved
-    none = qa._check(BLOSSOM, f"The tour stops at Madison Square Garden [{holder}].", docs, 0, 0)
+    none = qa.check_answer(BLOSSOM, f"The tour stops at Madison Square Garden [{holder}].", docs, 0, 0)
     assert none.cited == [holder] and none.repointed == [] and "Madison" in none.unsupported_terms
     assert none.unsupported_citation and "does not contain Madison" in none.note
     # one word of three held elsewhere ("Nashville") is no better source for the claim: kept and flagged
     far = next(n for n, d in enumerate(docs, 1) if "Nashville" not in d.page_content)
     assert _holding(docs, "Nashville")
-    part = qa._check(BLOSSOM, f"It ends at Quillmoor Fieldhouse, Nashville [{far}].", docs, 0, 0)
+    part = qa.check_answer(BLOSSOM, f"It ends at Quillmoor Fieldhouse, Nashville [{far}].", docs, 0, 0)
     assert part.cited == [far] and part.repointed == [] and part.unsupported_terms == ["Quillmoor", "Fieldhouse"]
 
 
@@ -98,19 +98,19 @@ def test_outlets_of_one_story_giving_different_figures_are_both_cited(doobie):
     qa = NewsQA(settings, index=idx, llm=stub_reader("unused"))
     docs = qa.retriever.search(TOUR, k=8, max_per_story=0)  # the story's copies allowed
     [bb], [copy] = _holding(docs, "30-date run"), _holding(docs, "32-date run")
-    a = qa._check(TOUR, f"The tour is a 30-date run [{bb}].", docs, 0, 0)  # hand-written model output
+    a = qa.check_answer(TOUR, f"The tour is a 30-date run [{bb}].", docs, 0, 0)  # hand-written model output
     assert a.answer == f"The tour is a 30-date run [{bb}], 32-date in another report [{copy}].", a.answer
     assert a.conflicts == [{"figure": "30", "unit": "date", "passage": bb, "other_figure": "32-date",
                             "other": copy, "other_outlet": "Valley Times"}]
     assert a.cited == [bb, copy] and "outlets differ" in a.note
-    said = qa._check(TOUR, f"The tour is a 30-date run [{bb}], 32 dates in another report [{copy}].", docs, 0, 0)
+    said = qa.check_answer(TOUR, f"The tour is a 30-date run [{bb}], 32 dates in another report [{copy}].", docs, 0, 0)
     assert said.conflicts == [] and said.answer.count("another report") == 1  # already said: not repeated
-    cities = qa._check(TOUR, f"The tour visits 30 cities [{bb}].", docs, 0, 0)
+    cities = qa.check_answer(TOUR, f"The tour visits 30 cities [{bb}].", docs, 0, 0)
     assert cities.conflicts == [] and cities.answer == f"The tour visits 30 cities [{bb}]."  # both say 30 cities
     # re-pointed to every outlet of the story whose passage holds the claim
     holders = _holding(docs, "Pat Simmons", "John McFee")
     wrong = next(n for n in range(1, len(docs) + 1) if n not in holders)
-    moved = qa._check(TOUR, f"Pat Simmons and John McFee will reunite [{wrong}].", docs, 0, 0)
+    moved = qa.check_answer(TOUR, f"Pat Simmons and John McFee will reunite [{wrong}].", docs, 0, 0)
     assert len(holders) == 2 and moved.cited == holders and moved.repointed[0]["to"] == holders
     assert len({moved.sources[n - 1].outlet for n in holders}) == 2 and moved.sources[holders[0] - 1].story
     # the other report states the answer's figure too (a hand-added correction line): no conflict

@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--postgres-schema", default="rag_news", help="copy-to-postgres: the PostgreSQL schema")
     ap.add_argument("--index-dir", help="index folder (default: settings' index_dir)")
     ap.add_argument("--config", help="TOML settings file (default: $RAG_NEWS_CONFIG)")
-    ap.add_argument("--index-backend", choices=["faiss", "milvus"], help="restory: the index backend")
+    ap.add_argument("--index-backend", choices=["faiss", "milvus", "postgres"],
+                    help="restory: the index backend (postgres: the postgres_dsn setting names the database)")
     args = ap.parse_args(argv)
     index_dir = _index_dir(ap, args)
     settings = Settings.load(config=args.config, index_dir=index_dir,
