@@ -530,7 +530,7 @@ class NewsQA:
         ``options`` (a :class:`~rag_news.conversation.AskOptions`) or its fields as keywords (``today``,
         ``k``, ``outlets``, ``safe_mode``, ``style``, ``max_tokens``, ``temperature``, ``stop``).
         ``research``: auto | always | never for this question (default: the setting); in research mode
-        the reader's tool calls (:class:`~rag_news.tools.ToolCall`) come first. ``max_per_story``: passages
+        the reader's tool calls (:class:`~rag_news.tools.ToolCall`) come first. ``max_per_story``: articles
         per story for this question (default: the settings')."""
         from .conversation import AskOptions
         from .research import stream_research, uses_research

@@ -7,8 +7,9 @@ Entry point: :class:`NewsRetriever`, a LangChain ``BaseRetriever`` over an index
    that embeddings blur;
 2. reciprocal-rank fusion merges the two rankings (``1 / (rrf_k + rank)`` summed);
 3. at most ``max_per_article`` passages per article, so one long article does not fill every slot, and at
-   most ``max_per_story`` per story (copies and write-ups of one event across outlets, rag_news.stories;
-   default 1: k passages cover k stories; 0 = no cap);
+   most ``max_per_story`` articles per story (copies and write-ups of one event across outlets,
+   rag_news.stories; default 1: the best-ranked outlet's article tells the story, its copies elsewhere take
+   no slot; 0 = no cap);
 4. optionally only articles published within ``since``..``until`` (ISO dates), filtered inside the store's
    searches (an index on the date), so the whole index is never scanned; without explicit bounds, a date
    the question names ("yesterday", "in October") is the window, and "latest" adds a recency ranking;
@@ -61,7 +62,7 @@ class NewsRetriever(BaseRetriever):
     use_bm25: bool = True
     rrf_k: int = 60
     max_per_article: int = 2
-    max_per_story: int = 1  # passages per story (rag_news.stories); 0 = no cap
+    max_per_story: int = 1  # articles per story (rag_news.stories), each up to max_per_article passages; 0 = no cap
     since: str | None = None
     until: str | None = None
     read_dates: bool = True
@@ -112,9 +113,9 @@ class NewsRetriever(BaseRetriever):
 
     def search(self, query: str, k: int | None = None, since: str | None = None,
                until: str | None = None, max_per_story: int | None = None) -> list[Document]:
-        """The ``k`` best passages for ``query`` (at most ``max_per_article`` per article and
-        ``max_per_story`` per story: this request's, else the retriever's) within the date window (see the
-        class docstring). Passages carry ``metadata["story"]`` where the store knows the article's story."""
+        """The ``k`` best passages for ``query`` (at most ``max_per_article`` per article, and passages of
+        at most ``max_per_story`` articles per story: this request's, else the retriever's) within the date
+        window (see the class docstring). Passages carry ``metadata["story"]`` where the store knows the article's story."""
         k = k or self.k
         if not query.strip():
             return []
@@ -129,11 +130,11 @@ class NewsRetriever(BaseRetriever):
             d = fused[cid]["doc"]
             key = d.metadata.get("key") or d.metadata.get("url")
             story = story_of.get(key)
-            if per_article.get(key, 0) >= self.max_per_article or (story and per_story.get(story, 0) >= cap):
+            told = per_story.setdefault(story, set()) if story else set()
+            if per_article.get(key, 0) >= self.max_per_article or (story and key not in told and len(told) >= cap):
                 continue
             per_article[key] = per_article.get(key, 0) + 1
-            if story:
-                per_story[story] = per_story.get(story, 0) + 1
+            told.add(key)
             out.append(Document(page_content=d.page_content, id=cid, metadata={
                 **d.metadata, **({"story": story} if story else {}), "score": fused[cid]["score"],
                 "dense_score": fused[cid]["dense"],

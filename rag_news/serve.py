@@ -97,7 +97,7 @@ class AskRequest(BaseModel):
     safe_mode: bool | None = Field(None, description="the guardrail instruction (Mistral: safe_prompt)")
     research: Literal["auto", "always", "never"] | None = None  # the reader's own searches (rag_news.research)
     max_per_story: int | None = Field(None, ge=0, le=50,
-                                      description="passages per story (0: no cap; default: the setting)")
+                                      description="articles per story (0: no cap; default: the setting)")
 
 
 class ChatMessage(BaseModel):

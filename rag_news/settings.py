@@ -121,7 +121,7 @@ class Settings:
     since: str | None = None  # only articles published on/after this ISO date
     until: str | None = None  # only articles published on/before this ISO date
     today: str | None = None  # the date questions are answered on (default: the real date); for replays
-    max_per_story: int = 1  # passages per story (copies and write-ups of one event, rag_news.stories); 0 = no cap
+    max_per_story: int = 1  # articles per story shown (copies and write-ups of one event, rag_news.stories); 0 = no cap
     # stories across outlets (rag_news.stories; thresholds chosen on benchmarks/stories, see RESULTS.md)
     stories: bool = True  # assign each new / changed article to a story at index time
     story_copy_threshold: float = 0.45  # MinHash-estimated Jaccard of word 2-grams: a near-copy

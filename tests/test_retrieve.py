@@ -44,7 +44,9 @@ def test_one_article_does_not_fill_every_slot(site_index):
     assert len({d.metadata["url"] for d in loose}) < 5  # without the caps the long article dominates
     default = NewsRetriever(index=site_index, k=5, max_per_article=5).invoke(
         "Larkspur Bay tidal power plant turbines capacity cost construction")
-    assert len({d.metadata["url"] for d in default}) == 5  # one passage a story (and so an article) by default
+    # the default story cap counts articles (one outlet's article a story), not passages: it does not cut
+    # one article's passages, which only max_per_article limits
+    assert len(default) == 5 and {d.metadata["url"] for d in default} == {d.metadata["url"] for d in loose}
 
 
 def test_since_filter(site_index):

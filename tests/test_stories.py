@@ -140,14 +140,18 @@ def test_the_pipeline_puts_a_rewritten_copy_in_the_story_of_its_original(syndica
     assert stories.outlet(index.article(index.key_for_url(urls[2]))) in {a["outlet"] for a in listed[1]["articles"]}
 
 
-def test_retrieval_shows_one_passage_per_story_unless_asked_otherwise(syndicated):
+def test_retrieval_shows_one_article_per_story_unless_asked_otherwise(syndicated):
     from rag_news import open_index
     from rag_news.retrieve import NewsRetriever
 
     settings, urls, _ = syndicated
     r = NewsRetriever(index=open_index(settings.index_dir, settings), read_dates=False)
-    capped = r.search("Storm Orla gusts on the coast", k=3)
-    assert len({d.metadata["story"] for d in capped}) == len(capped) == 2  # two stories in the index
+    capped = r.search("Storm Orla gusts on the coast", k=4)
+    told: dict[str, set] = {}
+    for d in capped:
+        told.setdefault(d.metadata["story"], set()).add(d.metadata["url"])
+    assert len(told) == 2 and all(len(u) == 1 for u in told.values())  # two stories, one outlet each
+    assert not set(urls[:2]) <= {d.metadata["url"] for d in capped}  # the copy on the other outlet: no slot
     free = r.search("Storm Orla gusts on the coast", k=4, max_per_story=0)
     assert {d.metadata["url"] for d in free} >= set(urls[:2])  # both outlets' copies, uncapped
     assert len(NewsRetriever(index=r.index, read_dates=False, max_per_story=2).search("Storm Orla", k=4)) > 2
