@@ -437,8 +437,15 @@ def llama_cpp_server(model, log_dir, *args: str, wait_s: float = 120):
                     time.sleep(0.5)
             yield base
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
+
+
+def stop_process(proc, grace_s: float = 20) -> None:
+    """Stop a server process a test started: SIGTERM, then SIGKILL after ``grace_s`` seconds."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()

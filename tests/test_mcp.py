@@ -24,6 +24,7 @@ from mcp import Client  # noqa: E402
 from mcp.client.stdio import StdioServerParameters  # noqa: E402
 
 from conftest import make_settings  # noqa: E402
+from servers import stop_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = {"search_news", "ask_news", "list_stories", "index_status"}
@@ -138,11 +139,7 @@ def test_mcp_tools_listed_and_called_over_streamable_http(mcp_index, site_articl
                 time.sleep(0.3)
         check_results(run(exercise(f"http://127.0.0.1:{port}/mcp")), len(site_article_urls))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
 
 
