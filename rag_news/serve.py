@@ -255,8 +255,9 @@ class Service:
                 yield item
         finally:
             stop.set()
-            if not worker.done():
+            while not worker.done():  # asked again until it stops: the worker clears a stop left from before
                 self.qa.interrupt()  # llama.cpp stops between (and inside) prompt batches, hf between tokens
+                await asyncio.wait({worker}, timeout=0.05)
             await worker  # the model is free again before the next request starts
 
 
