@@ -10,8 +10,11 @@ the run succeeds for at least one page, and then atomically (see :mod:`rag_news.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -21,7 +24,7 @@ from typing import Iterable
 from .chunk import chunk
 from .embed import Embedder
 from .errors import ConfigError, RagNewsError
-from .fetch import FetchRequest, FetchResult, Fetched, check_url, fetch
+from .fetch import FetchRequest, FetchResult, Fetched, check_url, fetch_batches
 from .keep import front_page, unlike_the_article
 from .sources import Target
 from .settings import Settings
@@ -57,6 +60,8 @@ class IndexReport:
     pages: list[dict] = field(default_factory=list)  # one row per page: url, title, status, chunks, render
     removed: list[dict] = field(default_factory=list)  # {url, reason}
     kept: list[dict] = field(default_factory=list)  # {url, reason}: stored text kept (a wall, a redirect, a source down)
+    batches: int = 0           # batches of settings.commit_every articles the pass was fetched and embedded in
+    commits: int = 0           # of them committed before the pass's end (readers saw them as they landed)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -151,7 +156,9 @@ def update_index(targets: Iterable[Target], settings: Settings | None = None,
                  progress: bool | None = None, *, remove_stale: bool = False, sources: list | None = None,
                  now: datetime | None = None, wait: bool = False,
                  shard: tuple[int, int] | None = None, reach=None) -> IndexReport:
-    """One incremental pass over ``targets`` (article URLs), committed atomically to ``index_dir``.
+    """One incremental pass over ``targets`` (article URLs), committed to ``index_dir`` in batches of
+    ``settings.commit_every`` articles, each atomically (a pass stopped part way keeps the batches it
+    committed, and the next pass finds them known; readers see each batch as it lands).
 
     Nothing good is lost (:mod:`rag_news.keep`): a known article whose page now shows a much shorter text
     that shares little with it (a wall, a soft 404) keeps its stored text, as does one that now redirects
@@ -168,7 +175,8 @@ def update_index(targets: Iterable[Target], settings: Settings | None = None,
 
     Phases: fetch (plain HTTP first, Chromium where a page needs it; known pages are asked for
     conditionally, and a 304 only touches their record) -> dedupe (unchanged content hash: touch; text
-    already indexed under another URL: an alias) -> embed the new and changed articles -> expire (with ``remove_stale``: articles not seen for
+    already indexed under another URL: an alias) -> embed the new and changed articles -> commit, batch by
+    batch (the next batch is fetched meanwhile) -> expire (with ``remove_stale``: articles not seen for
     ``settings.retention_days``, or older than their source's ``max_age_days``, else
     ``settings.max_age_days``) -> commit. ``now`` is the pass's clock (tests move it forward).
     """
@@ -189,8 +197,10 @@ def update_index(targets: Iterable[Target], settings: Settings | None = None,
                     settings.show_progress() if progress is None else progress, shard)
         run.reach = reach
         wanted = run.skip_expired(by_key)
-        fresh = run.dedupe(run.fetch(wanted), wanted)
-        run.embed(fresh, embedder)
+        with contextlib.closing(run.fetch_batches(wanted)) as batches:  # a failure stops the fetching too
+            for batch, result in batches:  # each batch committed before the next is worked on
+                run.embed(run.dedupe(result, batch), embedder)
+                run.commit_batch()
         if remove_stale:
             run.expire()
         run.note_sources()
@@ -214,6 +224,8 @@ class _Pass:
         self.sources_read: set[str] = set()  # sources with at least one page read in this pass
         self.walls: dict[str, int] = {}
         self.seen_now: set[str] = set()  # articles whose last_seen this pass moves (staged, not yet committed)
+        self.seen_keys: set[str] = set()  # final URLs read in this pass (a second page landing on one: a duplicate)
+        self.notes = _NotesBuffer(idx)  # the fetching thread's render decisions, staged at each commit
 
     def _row(self, url: str, key: str | None, title: str | None, status: str, chunks: int, **how) -> None:
         """One line of the report's per-page table (``how``: render / render_reason and extraction /
@@ -243,9 +255,10 @@ class _Pass:
             kept[k] = t
         return kept
 
-    def fetch(self, by_key: dict[str, Target]) -> FetchResult:
-        """Fetch every target (plain HTTP first, Chromium where needed); known pages are asked for
-        conditionally with their validators, so an unchanged page costs one 304."""
+    def fetch_batches(self, by_key: dict[str, Target]):
+        """``(targets, FetchResult)`` for each batch of ``settings.commit_every`` targets (plain HTTP first,
+        Chromium where needed; the next batch is fetched while this one is embedded); known pages are
+        asked for conditionally with their validators, so an unchanged page costs one 304."""
         requests = []
         for k, t in by_key.items():
             key = self.idx.key_for_url(k)
@@ -254,15 +267,33 @@ class _Pass:
             if rec and self.settings.revalidate:
                 etag, lm = rec.get("etag"), rec.get("last_modified") if _strong_date(rec) else None
             requests.append(FetchRequest(t.url, etag, lm))
-        if not requests:
-            return FetchResult(fetched=[], errors=[])
-        return fetch(requests, self.settings, notes=self.idx, progress=self.progress, reach=getattr(self, "reach", None))
+        size = self.settings.commit_every or len(requests) or 1
+        groups = [list(by_key.items())[i:i + size] for i in range(0, len(requests), size)]
+        batches = [requests[i:i + size] for i in range(0, len(requests), size)]
+        self.report.batches = len(batches)
+        results = fetch_batches(batches, self.settings, notes=self.notes, progress=self.progress,
+                                reach=getattr(self, "reach", None))
+        with contextlib.closing(results):
+            for group, result in zip(groups, results):
+                yield dict(group), result
+
+    def commit_batch(self) -> None:
+        """Commit what this batch staged (its render decisions too), unless it is the pass's only batch:
+        then the pass's one commit, after expiry, writes it."""
+        if self.report.batches > 1 and (self.staged or self.notes.pending):
+            self.notes.flush()
+            self.idx.commit()
+            self.staged, self.new_aliases = 0, {}
+            self.report.commits += 1
+            if self.progress:
+                print(f"committed batch {self.report.commits} of {self.report.batches} "
+                      f"({len(self.idx)} articles in the index)", file=sys.stderr, flush=True)
 
     def dedupe(self, result: FetchResult, by_key: dict[str, Target]) -> list[tuple]:
         """Decide what each fetched article is: not modified, unchanged, a copy of another article, too old,
         or new / changed (returned, with its record, for embedding)."""
         target_of = {t.url: t for t in by_key.values()}
-        fresh, seen_keys, hashes = [], set(), {}
+        fresh, seen_keys, hashes = [], self.seen_keys, {}
         self._find_walls(result)
         for f in result.fetched:
             target = target_of.get(f.url) or Target(url=f.url)
@@ -283,11 +314,11 @@ class _Pass:
             item = self._classify(f, target, key, hashes)
             if item is not None:
                 fresh.append(item)
-        self.report.pages_failed = [{"url": e.url, "reason": e.reason, "status": e.status} for e in result.errors]
+        self.report.pages_failed += [{"url": e.url, "reason": e.reason, "status": e.status} for e in result.errors]
         self.report.skipped += [{"url": e.url, "reason": e.reason} for e in result.skipped]
         for e in result.skipped:
             self._row(e.url, None, None, f"skipped: {e.reason}", 0)
-        self.report.rendered = result.rendered
+        self.report.rendered += result.rendered
         return fresh
 
     def _keep(self, url: str, key: str | None, title: str | None, why: str, **how) -> None:
@@ -414,7 +445,7 @@ class _Pass:
         chunks = chunk([a for a, *_ in fresh], embedder.tokenizer, self.settings,
                        max_seq_length=embedder.max_seq_length)
         vectors = embedder.embed_array([c.page_content for c in chunks], progress=self.progress)
-        self.report.chunks_embedded = len(chunks)
+        self.report.chunks_embedded += len(chunks)
         rows_by_key: dict[str, list[int]] = {}
         for i, c in enumerate(chunks):
             rows_by_key.setdefault(c.metadata["key"], []).append(i)
@@ -490,12 +521,41 @@ class _Pass:
             self.staged += 1
 
     def commit(self, embedder: Embedder) -> None:
-        if self.staged:
+        if self.staged or self.notes.pending:
+            self.notes.flush()
             self.idx.commit()
         self.report.chunks_total, self.report.articles_total = self.idx.chunk_count, len(self.idx)
         if embedder.backend:
             self.report.embedding = {"model": embedder.model_name, "backend": embedder.backend,
                                      "device": embedder.device}
+
+
+class _NotesBuffer:
+    """Host notes for the fetching thread: read through to the index, written here until :meth:`flush`
+    stages them in the index's pass (from the pass's own thread, between commits)."""
+
+    def __init__(self, idx):
+        self.idx, self._lock, self._new = idx, threading.Lock(), {}
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._new)
+
+    def host_note(self, host: str) -> dict | None:
+        with self._lock:
+            if host in self._new:
+                return self._new[host]
+        return self.idx.host_note(host)
+
+    def put_host_note(self, host: str, note: dict) -> None:
+        with self._lock:
+            self._new[host] = note
+
+    def flush(self) -> None:
+        with self._lock:
+            new, self._new = self._new, {}
+        for host, note in new.items():
+            self.idx.put_host_note(host, note)
 
 
 def _strong_date(rec: dict) -> bool:

@@ -114,6 +114,8 @@ class Settings:
     keep_min_shared: float = 0.5
     max_age_days: float | None = None  # articles published longer ago are removed (sources may override)
     revalidate: bool = True  # conditional GET (ETag / Last-Modified) before rendering a known page again
+    commit_every: int = 500  # a pass commits after each batch of this many articles (bounded memory, resumable,
+    # readers see progress); 0 = one commit at the end of the pass
     # retrieve
     k: int | None = None  # passages shown to the model; None = auto by reader (llm.READER_DEFAULTS: 4 for the
     # packaged readers, else 5)
@@ -274,6 +276,8 @@ class Settings:
             raise ConfigError("embedding_concurrency must be >= 1, embedding_timeout > 0, embedding_retries >= 0")
         if self.embedding_batch_size < 1:
             raise ConfigError("embedding_batch_size must be at least 1")
+        if self.commit_every < 0:
+            raise ConfigError("commit_every must be >= 0 (0: one commit at the end of the pass)")
         for name in ("retention_days", "max_age_days"):
             v = getattr(self, name)
             if v is not None and v <= 0:

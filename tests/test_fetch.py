@@ -164,3 +164,32 @@ def test_static_checks_and_comparison_rules(settings):
     assert compare(served, longer, settings)["verdict"] == "adds"
     assert compare(served, served, settings)["verdict"] == "same"
     assert compare(served, wall, settings)["verdict"] == "loses"
+
+
+def test_batches_share_one_politeness_state(polite_site, settings):
+    """A pass fetched in batches is as polite as one fetch: robots.txt read once for the host, Crawl-delay
+    kept between the batches' requests, and the per-host request budget counted over the whole pass."""
+    from rag_news.fetch import FetchRequest, fetch_batches
+
+    PoliteHandler.robots = "User-agent: *\nCrawl-delay: 1\n"
+    urls = [polite_site + f"/page/{i}" for i in range(5)]
+    batches = [[FetchRequest(u) for u in urls[i:i + 2]] for i in range(0, 5, 2)]
+    results = list(fetch_batches(batches, settings.replace(render="never", max_requests_per_host=5)))
+    assert [sorted(f.url for f in r.fetched) for r in results] == [urls[0:2], urls[2:4]] + [[]]
+    assert "budget" in results[2].errors[0].reason  # robots.txt + 4 pages: the budget of 5 is spent
+    assert len(starts("/robots.txt")) == 1
+    pages = starts("/page/")
+    assert len(pages) == 4 and min(b - a for a, b in zip(pages, pages[1:])) >= 0.95  # across batches too
+
+
+def test_closing_the_batches_early_stops_the_fetching(polite_site, settings):
+    """The caller fails on the first batch: the batch under way is cancelled and no later batch starts."""
+    from rag_news.fetch import FetchRequest, fetch_batches
+
+    batches = [[FetchRequest(polite_site + f"/slow/{b}-{i}") for i in range(3)] for b in range(4)]
+    results = fetch_batches(batches, settings.replace(render="never", per_host_interval=0.5))
+    first = next(results)
+    assert len(first.fetched) == 3
+    results.close()
+    asked = {p.split("-")[0] for p in (path for path, *_ in PoliteHandler.log) if p.startswith("/slow/")}
+    assert asked <= {"/slow/0", "/slow/1"}  # batch 1 was fetched meanwhile (or cancelled); 2 and 3 never began

@@ -186,3 +186,67 @@ def test_index_urls_inside_a_running_event_loop_as_in_jupyter(site_article_urls,
     report = asyncio.run(cell())
     assert report.articles_new == 2 and open_index(settings.index_dir, settings).host_note(
         site_article_urls[0].rsplit("/", 3)[0])["decision"] == "render"
+
+
+class _Watching:
+    """The real embedder, with ``before()`` run before each call (chunks, and the stories' article vectors)."""
+
+    def __init__(self, embedder, before):
+        self._e, self.before = embedder, before
+
+    def __getattr__(self, name):
+        return getattr(self._e, name)
+
+    def embed_array(self, texts, **kw):
+        self.before()
+        return self._e.embed_array(texts, **kw)
+
+
+@pytest.mark.parametrize("store", ["faiss", "milvus", "postgres"])
+def test_a_pass_commits_batch_by_batch_and_readers_see_each_batch(store, request, site_article_urls, settings,
+                                                                   small_embedder):
+    """10 articles, 4 a batch: three batches, each committed before the next is embedded; a reader opened
+    before the pass finds more articles at each batch (on every backend)."""
+    settings = request.getfixturevalue("postgres_settings") if store == "postgres" else \
+        settings.replace(index_backend=store)
+    index_urls(site_article_urls[:1], settings, embedder=small_embedder)  # the index exists: a reader opens it
+    reader = open_index(settings.index_dir, settings)
+    seen = []
+
+    def look():
+        reader.refresh()
+        seen.append(len(reader))
+
+    report = index_urls(site_article_urls, settings.replace(commit_every=4), embedder=_Watching(small_embedder, look))
+    assert report.batches == 3 and report.commits == 3 and report.articles_new == 9
+    assert sorted(set(seen)) == [1, 4, 8]  # the first article, then +3 new of batch 1, then +4 of batch 2
+    reader.refresh()
+    assert len(reader) == 10 and reader.search("How many beds does the new children's wing have?", k=1)
+
+
+def test_a_pass_that_fails_part_way_keeps_its_committed_batches_and_the_next_resumes(
+        site_article_urls, settings, small_embedder):
+    """The embedder fails in the third batch: the first two batches (8 articles) are in the index; the next
+    pass embeds only the two articles that were lost and finds the eight known."""
+    batched = settings.replace(commit_every=4)
+    index_urls(site_article_urls[:1], settings, embedder=small_embedder)
+    reader = open_index(settings.index_dir, settings)
+
+    def fail_in_the_third_batch():
+        reader.refresh()
+        if len(reader) >= 8:
+            raise RuntimeError("the embedding server went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        index_urls(site_article_urls, batched, embedder=_Watching(small_embedder, fail_in_the_third_batch))
+    assert len(open_index(settings.index_dir, settings)) == 8
+    again = index_urls(site_article_urls, batched, embedder=small_embedder)
+    assert again.articles_new == 2 and again.articles_unchanged == 8 and again.articles_total == 10
+    assert again.chunks_embedded == sum(r["chunks"] for r in again.pages if r["status"] == "new")
+
+
+def test_a_pass_of_one_batch_commits_once(site_article_urls, settings, small_embedder):
+    """``commit_every`` 0 (or a pass smaller than a batch): one commit at the end, as before."""
+    report = index_urls(site_article_urls, settings.replace(commit_every=0), embedder=small_embedder)
+    assert report.batches == 1 and report.commits == 0
+    assert open_index(settings.index_dir, settings).pass_id == 1

@@ -19,12 +19,15 @@ PDF responses become articles through :mod:`~rag_news.fetch.pdf`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Protocol
+from typing import Iterator, Protocol
 
 from langchain_core.documents import Document
 
@@ -156,30 +159,42 @@ class _Run:
         self.rendered = 0
         self.now = datetime.now(timezone.utc)
 
-    async def run(self, requests: list[FetchRequest]) -> FetchResult:
-        t0 = time.perf_counter()
-        pages = [_Page(r) for r in {r.url: r for r in requests}.values()]
+    async def __aenter__(self) -> "_Run":
+        self._door = HttpFetcher(self.settings, self.limiter, self.reach)
+        self.http = await self._door.__aenter__()  # the one door: Chromium's requests go through it too
+        return self
+
+    async def __aexit__(self, *exc) -> None:
         try:
-            async with HttpFetcher(self.settings, self.limiter, self.reach) as http:
-                self.http = http  # the one door: Chromium's requests go through it too
-                samples = self._samples(pages)  # known before anything is fetched: render them meanwhile
-                sampling = asyncio.create_task(self._render([p for group in samples.values() for p in group], False))
-                await self._fetch_static(http, pages)
-                await sampling
-                await self._isolated(self._plan_and_render([p for p in pages if p.outcome is None], samples), pages)
-                if self.browser is not None:
-                    await self.browser.close()
-                    self.browser = None
-        finally:
             if self.browser is not None:
                 await self.browser.close()
-            self.pool.shutdown(wait=False)
-            self.pdfs.close()
+                self.browser = None
+        finally:
+            try:
+                await self._door.__aexit__(*exc)
+            finally:
+                self.pool.shutdown(wait=False)
+                self.pdfs.close()
+
+    async def run(self, requests: list[FetchRequest]) -> FetchResult:
+        """Fetch one batch (inside ``async with``: robots.txt, spacing and budgets carry over to the next)."""
+        t0, rendered = time.perf_counter(), self.rendered
+        pages = [_Page(r) for r in {r.url: r for r in requests}.values()]
+        try:
+            samples = self._samples(pages)  # known before anything is fetched: render them meanwhile
+            sampling = asyncio.create_task(self._render([p for group in samples.values() for p in group], False))
+            await self._fetch_static(self.http, pages)
+            await sampling
+            await self._isolated(self._plan_and_render([p for p in pages if p.outcome is None], samples), pages)
+        finally:
+            if self.browser is not None:  # Chromium does not outlive its batch: its memory stays bounded
+                await self.browser.close()
+                self.browser = None
         fetched = [p.outcome for p in pages if isinstance(p.outcome, Fetched)]
         errors = [p.outcome for p in pages if isinstance(p.outcome, FetchError)]
         skipped = [e for e in errors if e.reason.startswith(("disallowed by robots.txt", "robots.txt"))]
         return FetchResult(fetched=fetched, errors=[e for e in errors if e not in skipped], skipped=skipped,
-                           seconds=time.perf_counter() - t0, rendered=self.rendered)
+                           seconds=time.perf_counter() - t0, rendered=self.rendered - rendered)
 
     async def _fetch_static(self, http: HttpFetcher, pages: list[_Page]) -> None:
         gate = asyncio.Semaphore(self.settings.http_concurrency)
@@ -352,7 +367,8 @@ async def afetch(requests: list[FetchRequest | str], settings: Settings | None =
     show = settings.show_progress() if progress is None else progress
     if reach is None:
         reach = Reach.from_settings(settings, [r.url for r in reqs])
-    return await _Run(settings, notes if notes is not None else MemoryNotes(), show, reach).run(reqs)
+    async with _Run(settings, notes if notes is not None else MemoryNotes(), show, reach) as run:
+        return await run.run(reqs)
 
 
 def fetch(requests: list[FetchRequest | str], settings: Settings | None = None, notes: HostNotes | None = None,
@@ -367,3 +383,65 @@ def fetch(requests: list[FetchRequest | str], settings: Settings | None = None, 
         return asyncio.run(afetch(*args))
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(lambda: asyncio.run(afetch(*args))).result()
+
+
+class _End:
+    """The end of :func:`fetch_batches`'s results (``error``: what stopped the fetching, if anything)."""
+
+    def __init__(self, error: BaseException | None = None):
+        self.error = error
+
+
+def fetch_batches(batches: list[list[FetchRequest]], settings: Settings | None = None, notes: HostNotes | None = None,
+                  progress: bool | None = None, reach: Reach | None = None) -> Iterator[FetchResult]:
+    """:func:`fetch` over ``batches`` one after another, each result yielded when its batch is done while the
+    next batch is fetched (at most one batch waits: memory stays bounded). One politeness state for all of
+    them: robots.txt read once a host, one per-host spacing and request budget, as in a single fetch.
+    ``notes`` is read and written from the fetching thread (pass one that is safe for that). Closing the
+    iterator early (the caller failed) cancels the batch under way."""
+    settings = settings or Settings()
+    if settings.render != "never" and settings.browser_path:
+        from .render import find_browser
+        find_browser(settings)
+    show = settings.show_progress() if progress is None else progress
+    if reach is None:
+        reach = Reach.from_settings(settings, [r.url for b in batches for r in b])
+    results: queue.Queue = queue.Queue(maxsize=1)
+    stop, running = threading.Event(), {}
+
+    def hand_over(item) -> None:
+        while not stop.is_set():
+            try:
+                return results.put(item, timeout=0.2)
+            except queue.Full:
+                continue
+
+    async def produce() -> None:
+        running["loop"], running["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        async with _Run(settings, notes if notes is not None else MemoryNotes(), show, reach) as run:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                hand_over(await run.run(batch))  # blocks the loop while the caller is behind: nothing else runs
+
+    def work() -> None:
+        end = _End()
+        try:
+            asyncio.run(produce())
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            end = _End(e)
+        hand_over(end)
+
+    thread = threading.Thread(target=work, name="rag-news-fetch", daemon=True)
+    thread.start()
+    try:
+        while not isinstance(item := results.get(), _End):
+            yield item
+        if item.error is not None and not isinstance(item.error, asyncio.CancelledError):
+            raise item.error
+    finally:
+        stop.set()
+        if "loop" in running and thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop has closed already: nothing left to cancel
+                running["loop"].call_soon_threadsafe(running["task"].cancel)
+        thread.join()
