@@ -171,9 +171,14 @@ def test_openai_backend_against_a_llama_cpp_server(news_index, llama_server):
 
 
 def assert_answered_from_the_library_article(a: Answer) -> None:
-    """Not an abstention, and cited (by the model or by rag-news' attribution) to the library article."""
-    assert not a.abstained and a.answer != ABSTAIN and a.cited, a
-    assert any(a.sources[n - 1].url.endswith("library-eastmoor.html") for n in a.cited), a
+    """Not an abstention; the library article's fact (the old tram depot) stated, from the library article
+    among the sources, and any citation pointing at it. SmolLM2 (135M) writes the [n] marker or not
+    depending on the digits of the sample site's port in the prompt (a random port: seen in CI, the answer
+    "…in the old tram depot, which is located in the Eastmoor district." with no marker, which attribution
+    rightly leaves uncited for its unsupported clause); the citation rules are tested on fixed outputs."""
+    assert not a.abstained and a.answer != ABSTAIN and "tram depot" in a.answer.lower(), a
+    library = [i for i, s in enumerate(a.sources, 1) if s.url.endswith("library-eastmoor.html")]
+    assert library and (not a.cited or set(a.cited) & set(library)), a
 
 
 def test_mistral_backend_client_against_a_local_endpoint(news_index, llama_server, monkeypatch):

@@ -161,7 +161,12 @@ class _Run:
 
     async def __aenter__(self) -> "_Run":
         self._door = HttpFetcher(self.settings, self.limiter, self.reach)
-        self.http = await self._door.__aenter__()  # the one door: Chromium's requests go through it too
+        try:
+            self.http = await self._door.__aenter__()  # the one door: Chromium's requests go through it too
+        except BaseException:
+            self.pool.shutdown(wait=False)
+            self.pdfs.close()
+            raise
         return self
 
     async def __aexit__(self, *exc) -> None:
