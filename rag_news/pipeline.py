@@ -267,10 +267,12 @@ class _Pass:
             if rec and self.settings.revalidate:
                 etag, lm = rec.get("etag"), rec.get("last_modified") if _strong_date(rec) else None
             requests.append(FetchRequest(t.url, etag, lm))
-        size = self.settings.commit_every or len(requests) or 1
-        groups = [list(by_key.items())[i:i + size] for i in range(0, len(requests), size)]
+        size, targets = self.settings.commit_every or len(requests) or 1, list(by_key.items())
+        groups = [targets[i:i + size] for i in range(0, len(requests), size)]
         batches = [requests[i:i + size] for i in range(0, len(requests), size)]
         self.report.batches = len(batches)
+        if not batches:
+            return
         results = fetch_batches(batches, self.settings, notes=self.notes, progress=self.progress,
                                 reach=getattr(self, "reach", None))
         with contextlib.closing(results):
