@@ -357,17 +357,21 @@ def _unexpected(url: str, e: Exception, doing: str) -> FetchError:
     return FetchError(url, f"unexpected error while {doing} ({type(e).__name__}{': ' + first if first else ''})")
 
 
+def _check_browser(settings: Settings) -> None:
+    """A ``browser_path`` that is not a browser is a configuration error: say so before fetching anything."""
+    if settings.render != "never" and settings.browser_path:
+        from .render import find_browser
+        find_browser(settings)
+
+
 async def afetch(requests: list[FetchRequest | str], settings: Settings | None = None, notes: HostNotes | None = None,
                  progress: bool | None = None, reach: Reach | None = None) -> FetchResult:
     """Fetch and clean ``requests`` (URLs, or :class:`FetchRequest` with validators). ``notes`` keeps the
     per-host render decisions (the index, normally); None keeps them for this call only. ``reach``: where
     the crawler may connect (:class:`~rag_news.fetch.reach.Reach`); None: the hosts of ``requests`` are the
     operator's named hosts (plus ``settings.allow_hosts`` / ``allow_networks``)."""
-    from .render import find_browser
-
     settings = settings or Settings()
-    if settings.render != "never" and settings.browser_path:
-        find_browser(settings)  # a browser_path that is not a browser is a configuration error: say so now
+    _check_browser(settings)
     reqs = [r if isinstance(r, FetchRequest) else FetchRequest(r) for r in requests]
     show = settings.show_progress() if progress is None else progress
     if reach is None:
@@ -405,9 +409,7 @@ def fetch_batches(batches: list[list[FetchRequest]], settings: Settings | None =
     ``notes`` is read and written from the fetching thread (pass one that is safe for that). Closing the
     iterator early (the caller failed) cancels the batch under way."""
     settings = settings or Settings()
-    if settings.render != "never" and settings.browser_path:
-        from .render import find_browser
-        find_browser(settings)
+    _check_browser(settings)
     show = settings.show_progress() if progress is None else progress
     if reach is None:
         reach = Reach.from_settings(settings, [r.url for b in batches for r in b])
