@@ -46,7 +46,11 @@ def test_walkthrough_executes_offline(tmp_path, cache_dir, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("RAG_NEWS_CONFIG", raising=False)
     out = tmp_path / "walkthrough.out.ipynb"
-    papermill.execute_notebook(str(NOTEBOOK), str(out), parameters={"index_dir": str(tmp_path / "index")},
+    sample = (ROOT / "data" / "sample-questions.jsonl").read_text(encoding="utf-8").splitlines()
+    questions = tmp_path / "questions.jsonl"  # one answerable and one unanswerable: the eval cell's every path
+    questions.write_text("\n".join(l for l in sample if '"site-03"' in l or '"site-07"' in l) + "\n", encoding="utf-8")
+    papermill.execute_notebook(str(NOTEBOOK), str(out), parameters={"index_dir": str(tmp_path / "index"),
+                                                                     "questions_file": str(questions)},
                                kernel_name="python3", cwd=str(ROOT), progress_bar=False, execution_timeout=600)
     nb = json.loads(out.read_text(encoding="utf-8"))
     outputs = [o for c in _cells(nb, "code") for o in c["outputs"]]
@@ -60,3 +64,5 @@ def test_walkthrough_executes_offline(tmp_path, cache_dir, monkeypatch):
     assert "[INST]" in text or "<|im_start|>" in text  # the chat template the prompt goes through
     assert re.search(r"re-embedded \d+ chunk\(s\), all from the edited article", text)
     assert "stopped the sample site" in text
+    assert "Where will the Eastmoor branch library be built?" in text and "What is the population of Paris?" in text
+    assert "Larkspur Bay tidal power plant supply" not in text  # the eval read the two-question file
