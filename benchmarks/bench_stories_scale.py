@@ -1,14 +1,17 @@
-"""Story assignment cost as the index grows: ms per new article and bytes written per pass, with 10k / 100k
-story entries already stored (FAISS backend: the SQLite story tables).
+"""Story assignment cost as the index grows: ms per new article and bytes written per pass, with 10k / 100k /
+1M story entries already stored (FAISS backend: the SQLite story tables), the batch's window read once a day
+(``Neighbours``, as the pipeline's ``assign_many`` does) side by side with a read for every article.
 
 Synthetic (``_synthetic.py``): an article is one 180-word synthetic text, its lead vector a 768-dim unit
-vector clustered by topic; days spread over a year (so a +-3-day window holds ~2% of the index). The stored
-entries are written in bulk (their own stories, no matching: only the size of the tables matters here).
-Then passes of 100 new articles, half of them near-copies of stored ones (10 words changed), go through
-:func:`rag_news.stories.assign` and a commit; the time and the bytes the process writes (``wchar``) are
-measured per pass. The copies must all join their originals' stories (printed).
+vector clustered by topic; stored articles' days spread over a year (a +-3-day window holds ~2% of the
+index). The stored entries are written in bulk (their own stories, no matching: only the size of the tables
+matters here). Then passes of 100 new articles, the day's news: 50 near-copies (10 words changed) of stored
+articles from the last three days, 50 fresh articles of the last day, go through
+:func:`rag_news.stories.assign` and a commit, alternately with one ``Neighbours`` for the pass ("batch") and
+with none (each article reads its window: "per article"); the time and the bytes the process writes
+(``wchar``) are measured per pass. The copies must all join their originals' stories (printed).
 
-    python benchmarks/bench_stories_scale.py [--sizes 10000 100000]
+    python benchmarks/bench_stories_scale.py [--sizes 10000 100000 1000000] [--passes 3]
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from rag_news import stories  # noqa: E402
 from rag_news.store.faiss_store import NewsIndex  # noqa: E402
 
 DAY0 = date(2026, 1, 1)
+LAST_DAY = (DAY0 + timedelta(days=364)).isoformat()  # the stored articles' latest day
 
 
 class NoEmbeddings:
@@ -63,31 +67,40 @@ def fill(idx: NewsIndex, corpus: Corpus, n: int) -> float:
     return time.perf_counter() - t
 
 
-def one_pass(idx: NewsIndex, corpus: Corpus, n: int, p: int, rng, blocks: dict) -> dict:
+def one_pass(idx: NewsIndex, p: int, rng, blocks: dict, batch: bool) -> dict:
     old_texts, old_vecs = blocks["old"]
     new_texts, new_vecs = blocks["new"]
     items = []
-    for o in rng.choice(len(old_texts), size=50, replace=False):
+    for o in rng.choice(blocks["recent"], size=50, replace=False):  # copies of the last three days' articles
         words = old_texts[o].split()
         for k in rng.choice(len(words), size=10, replace=False):
             words[k] = "changed"
         items.append((record(int(o)) | {"key": f"https://wire.example/{p}/{o}", "url": f"https://wire.example/{p}/{o}",
                                         "site_name": "Wire"}, " ".join(words), old_vecs[o], int(o)))
-    for j in range(p * 50, p * 50 + 50):  # fresh stories: texts of a block beyond the stored ones
-        items.append((record(blocks["new_start"] + j), new_texts[j], new_vecs[j], None))
+    for j in range(p * 50, p * 50 + 50):  # fresh stories of the last day: texts of a block beyond the stored ones
+        items.append((record(blocks["new_start"] + j) | {"published": LAST_DAY, "first_seen": LAST_DAY},
+                      new_texts[j], new_vecs[j], None))
+    neighbours = stories.Neighbours(idx) if batch else None
     w0, t0 = wchar(), time.perf_counter()
     joined = 0
     for rec, text, v, orig in items:
-        e = stories.assign(idx, rec, text, v)
+        e = stories.assign(idx, rec, text, v, neighbours=neighbours)
         joined += orig is not None and e["story"] == stories.story_id(record(orig)["key"])
     idx.commit()
     return {"s": time.perf_counter() - t0, "bytes": wchar() - w0, "copies_joined": joined}
 
 
+def _line(label: str, runs: list[dict]) -> str:
+    ms = [1000 * r["s"] / 100 for r in runs]
+    return (f"{label}: {np.median(ms):.1f} ms per new article (passes: {', '.join(f'{m:.1f}' for m in ms)}); "
+            f"{np.median([r['bytes'] for r in runs]) / 1e3:.0f} kB written per pass of 100; "
+            f"copies joined {sum(r['copies_joined'] for r in runs)}/{50 * len(runs)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    ap.add_argument("--passes", type=int, default=3)
+    ap.add_argument("--passes", type=int, default=3, help="passes of each kind (batch, per article), alternated")
     args = ap.parse_args()
     print(f"machine: {machine()}")
     for n in args.sizes:
@@ -97,16 +110,23 @@ def main() -> None:
             idx = NewsIndex.open(Path(tmp) / "index", NoEmbeddings(), create=True)
             filled = fill(idx, corpus, n)
             rng = np.random.default_rng(5)
-            blocks = {"old": (corpus.texts(0, min(n, BLOCK)), corpus.vectors(0, min(n, BLOCK))), "new_start": new_start,
+            first = min(n, BLOCK)
+            recent = [i for i in range(first) if i % 365 >= 362]
+            blocks = {"old": (corpus.texts(0, first), corpus.vectors(0, first)), "new_start": new_start,
+                      "recent": recent,
                       "new": (corpus.texts(new_start, new_start + BLOCK), corpus.vectors(new_start, new_start + BLOCK))}
-            runs = [one_pass(idx, corpus, n, p, rng, blocks) for p in range(args.passes)]
+            runs = {True: [], False: []}
+            for p in range(args.passes):
+                for batch in (True, False):
+                    runs[batch].append(one_pass(idx, 2 * p + batch, rng, blocks, batch))
             size = sum(f.stat().st_size for f in (Path(tmp) / "index").glob("index.db*"))
             idx.close()
-        ms = [1000 * r["s"] / 100 for r in runs]
-        print(f"{n:>7} stored entries (filled in {filled:.0f}s, index.db {size / 1e6:.0f} MB): "
-              f"{np.median(ms):.1f} ms per new article (passes: {', '.join(f'{m:.1f}' for m in ms)}); "
-              f"{np.median([r['bytes'] for r in runs]) / 1e3:.0f} kB written per pass of 100; "
-              f"copies joined {sum(r['copies_joined'] for r in runs)}/{50 * args.passes}", flush=True)
+        med = {b: np.median([r["s"] for r in runs[b]]) for b in runs}
+        print(f"{n:>7} stored entries (filled in {filled:.0f}s, index.db {size / 1e6:.0f} MB, "
+              f"~{n // 365} a day):", flush=True)
+        print("    " + _line("batch (one Neighbours a pass)", runs[True]), flush=True)
+        print("    " + _line("per article (the window read for each)", runs[False]), flush=True)
+        print(f"    per article / batch: {med[False] / med[True]:.2f}x", flush=True)
 
 
 if __name__ == "__main__":

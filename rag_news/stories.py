@@ -149,49 +149,79 @@ def _copy_match(store, entry: dict, params: StoryParams, committed: bool) -> tup
     return best if best and best[0] >= params.copy_threshold else None
 
 
-def _window(store, entry: dict, params: StoryParams, committed: bool) -> list[dict]:
-    d = date.fromisoformat(entry["day"])
-    lo = (d - timedelta(days=params.window_days)).isoformat()
-    hi = (d + timedelta(days=params.window_days)).isoformat()
-    near = {e["key"]: e for e in (store.stories_between(lo, hi) if committed else [])}
-    near.update({k: e for k, e in _staged(store).items() if e.get("day") and lo <= e["day"] <= hi})
-    near.pop(entry["key"], None)
-    return [e for e in near.values() if e.get("lead") is not None]
+class Neighbours:
+    """Committed entries with a lead vector, read from the store one day at a time and kept for a batch of
+    assignments (a pass's articles share their days: each day is read once per batch, not once per article;
+    at most ``max_days`` days are kept, the least recently used dropped). Valid until the next commit."""
+
+    def __init__(self, store, max_days: int = 16):
+        self.store, self.max_days, self.reads = store, max_days, 0
+        self._days: dict[str, tuple[list[dict], np.ndarray | None]] = {}
+
+    def day(self, day: str) -> tuple[list[dict], np.ndarray | None]:
+        """The day's entries with a lead, and their leads stacked (None when there are none)."""
+        if day in self._days:
+            self._days[day] = self._days.pop(day)  # most recently used last
+            return self._days[day]
+        self.reads += 1
+        entries = [{f: e.get(f) for f in ("key", "story", "day", "terms", "lead")}  # what matching reads
+                   for e in self.store.stories_between(day, day) if e.get("lead") is not None]
+        leads = np.stack([np.asarray(e["lead"], np.float32) for e in entries]) if entries else None
+        self._days[day] = (entries, leads)
+        while len(self._days) > self.max_days:
+            self._days.pop(next(iter(self._days)))
+        return self._days[day]
 
 
-def _writeup_match(store, entry: dict, params: StoryParams, committed: bool) -> tuple[float, dict] | None:
+def _days(entry: dict, params: StoryParams) -> list[str]:
+    d, span = date.fromisoformat(entry["day"]), int(params.window_days)
+    return [(d + timedelta(days=i)).isoformat() for i in range(-span, span + 1)]
+
+
+def _near(store, entry: dict, params: StoryParams, neighbours: Neighbours | None) -> list[tuple[float, dict]]:
+    """``(cosine, entry)`` of the articles dated within the window whose lead is at least ``lead_threshold``
+    from this one's: committed ones through ``neighbours`` (None: none), staged ones of the pass (they win
+    over their committed versions)."""
+    days, lead = _days(entry, params), np.asarray(entry["lead"], np.float32)
+    staged = _staged(store)
+    found = {}
+    for day in days if neighbours is not None else []:
+        entries, leads = neighbours.day(day)
+        if leads is None:
+            continue
+        for i in np.flatnonzero(leads @ lead >= params.lead_threshold):
+            if entries[i]["key"] not in staged:
+                found[entries[i]["key"]] = entries[i]
+    found.update({k: e for k, e in staged.items()
+                  if e.get("day") and days[0] <= e["day"] <= days[-1] and e.get("lead") is not None})
+    found.pop(entry["key"], None)
+    scored = [(float(np.asarray(e["lead"], np.float32) @ lead), e) for e in found.values()]
+    return sorted([p for p in scored if p[0] >= params.lead_threshold], key=lambda p: (-p[0], p[1]["key"]))
+
+
+def _writeup_match(store, entry: dict, params: StoryParams, neighbours: Neighbours | None) -> tuple[float, dict] | None:
     if entry["lead"] is None or not entry["day"] or params.lead_threshold > 1:
         return None
-    near = _window(store, entry, params, committed)
-    if not near:
-        return None
-    leads = np.stack([np.asarray(e["lead"], np.float32) for e in near])
-    cos = leads @ np.asarray(entry["lead"], np.float32)
     mine = set(entry["terms"])
-    best = None
-    for i in np.argsort(-cos):
-        if cos[i] < params.lead_threshold:
-            break
-        if len(mine & set(near[i].get("terms", ()))) >= params.min_shared:
-            best = (float(cos[i]), near[i])
-            break
-    return best
+    return next(((c, e) for c, e in _near(store, entry, params, neighbours)
+                 if len(mine & set(e.get("terms", ()))) >= params.min_shared), None)
 
 
 def assign(store, record: dict, text: str, lead: np.ndarray | None = None, params: StoryParams | None = None,
-           *, committed: bool = True) -> dict:
+           *, committed: bool = True, neighbours: Neighbours | None = None) -> dict:
     """Decide the story of one article and stage its entry in ``store`` (written with the pass).
 
     ``record``: the article's record (``key``, ``url``, ``title``, ``published``, ``first_seen``,
     ``site_name``); ``text``: its cleaned text; ``lead``: the unit embedding of :func:`lead_text` (None: only
-    near-copies are found); ``committed``: also look at committed entries (False while re-forming every story).
+    near-copies are found); ``committed``: also look at committed entries (False while re-forming every story);
+    ``neighbours``: the batch's :class:`Neighbours` (default: a fresh one, read for this article alone).
     Returns the entry, with ``story`` and ``joined`` (``"copy"``, ``"write-up"`` or None for a new story)."""
     params = params or StoryParams()
     entry = make_entry(record, text, lead)
     match = _copy_match(store, entry, params, committed)
     how = "copy" if match else None
     if match is None:
-        match = _writeup_match(store, entry, params, committed)
+        match = _writeup_match(store, entry, params, (neighbours or Neighbours(store)) if committed else None)
         how = "write-up" if match else None
     if match is not None:
         entry["story"] = match[1]["story"]
@@ -216,11 +246,12 @@ def embed_leads(embedder, texts: list[str]) -> np.ndarray:
 def assign_many(store, articles: Iterable[tuple[dict, str]], embedder=None, params: StoryParams | None = None,
                 *, committed: bool = True) -> list[dict]:
     """:func:`assign` for ``(record, text)`` pairs in order, their leads embedded in one batch with
-    ``embedder`` (None: near-copies only)."""
+    ``embedder`` (None: near-copies only), the committed entries of their days read once for the batch."""
     articles = list(articles)
     leads = embed_leads(embedder, [lead_text(r.get("title"), t) for r, t in articles]) if embedder else None
-    return [assign(store, r, t, None if leads is None else leads[i], params, committed=committed)
-            for i, (r, t) in enumerate(articles)]
+    neighbours = Neighbours(store)
+    return [assign(store, r, t, None if leads is None else leads[i], params, committed=committed,
+                   neighbours=neighbours) for i, (r, t) in enumerate(articles)]
 
 
 def restory(store, params: StoryParams | None = None, embedder=None) -> dict:

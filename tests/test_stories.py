@@ -86,6 +86,30 @@ def test_a_writeup_joins_only_within_the_window_with_shared_names(tmp_path, smal
     assert joined(_rec(w), w["text"], StoryParams(lead_threshold=1.5)) is None
 
 
+def test_a_batch_reads_each_day_of_its_window_once(tmp_path, small_embedder, dev):
+    """assign_many's articles share one Neighbours: the committed entries of a day are read once for the
+    batch (a store read per article and day would grow with the corpus at newsroom volumes)."""
+    from rag_news.store import NewsIndex
+
+    a, w = dev["9cb8224b660f"], dev["9cb8224b660f-w"]
+    lead = np.ones(8, np.float32) / np.sqrt(8)
+    idx = NewsIndex.open(tmp_path / "index", small_embedder, create=True)
+    assign(idx, _rec(a), a["text"], lead)
+    idx.commit()
+    reads, real = [], idx.stories_between
+    idx.stories_between = lambda lo, hi: (reads.append((lo, hi)), real(lo, hi))[1]
+    others = [x for k, x in sorted(dev.items()) if "-" not in k and k != a["id"]][:4]
+    apart = np.eye(8, dtype=np.float32)  # leads far from the original's
+    neighbours = stories.Neighbours(idx)
+    got = [assign(idx, {**_rec(o), "published": w["published"]}, o["text"], apart[i], neighbours=neighbours)["joined"]
+           for i, o in enumerate(others)]
+    got.append(assign(idx, _rec(w), w["text"], lead, neighbours=neighbours)["joined"])
+    assert got == [None, None, None, None, "write-up"]  # the committed original still found from the cache
+    window = 2 * int(StoryParams().window_days) + 1
+    assert len(reads) == window and all(lo == hi for lo, hi in reads) and len(set(reads)) == window
+    assert neighbours.reads == window
+
+
 def test_restory_re_forms_every_story_with_new_parameters(tmp_path, small_embedder, dev, settings):
     from rag_news.store import NewsIndex
 
