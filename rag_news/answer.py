@@ -441,7 +441,7 @@ class NewsQA:
                     from .retrieve import NewsRetriever
                     self._retriever = NewsRetriever(
                         index=self.index, k=self.settings.k or 5, since=self.settings.since, until=self.settings.until,
-                        max_per_story=self.settings.max_per_story,
+                        max_per_story=self.settings.max_per_story, max_gap=self.settings.max_gap or None,
                         today=self._fixed_today(), reranker=self._load_reranker())
         return self._retriever
 

@@ -13,7 +13,10 @@ Entry point: :class:`NewsRetriever`, a LangChain ``BaseRetriever`` over an index
 4. optionally only articles published within ``since``..``until`` (ISO dates), filtered inside the store's
    searches (an index on the date), so the whole index is never scanned; without explicit bounds, a date
    the question names ("yesterday", "in October") is the window, and "latest" adds a recency ranking;
-5. optionally a cross-encoder reranks the first ``rerank_candidates`` and the best ``k`` are kept.
+5. of those, a passage whose cosine is more than ``max_gap`` below the best candidate's is not shown and its
+   slot stays empty (a passage about something else only distracts the reader and costs prompt reading: on
+   the news-qa dev questions such passages never held the answer); passages found by keywords alone stay;
+6. optionally a cross-encoder reranks the first ``rerank_candidates`` and the best ``k`` are kept.
 
 Returned ``Document``s carry ``metadata["score"]`` (fused) and ``metadata["dense_score"]`` (cosine).
 """
@@ -63,6 +66,7 @@ class NewsRetriever(BaseRetriever):
     rrf_k: int = 60
     max_per_article: int = 2
     max_per_story: int = 1  # articles per story (rag_news.stories), each up to max_per_article passages; 0 = no cap
+    max_gap: float | None = 0.3  # not shown: a passage whose cosine is this far below the best's; None / 0 = off
     since: str | None = None
     until: str | None = None
     read_dates: bool = True
@@ -111,6 +115,11 @@ class NewsRetriever(BaseRetriever):
         keys = list(dict.fromkeys(d["doc"].metadata.get("key") or d["doc"].metadata.get("url") for d in fused.values()))
         return {k: e["story"] for k, e in self.index.story_entries(keys).items()}
 
+    def _dense_floor(self, fused: dict[str, dict]) -> float | None:
+        """The cosine below which a candidate is not shown: ``max_gap`` below the best (None: no floor)."""
+        dense = [e["dense"] for e in fused.values() if e["dense"] is not None]
+        return max(dense) - self.max_gap if self.max_gap and dense else None
+
     def search(self, query: str, k: int | None = None, since: str | None = None,
                until: str | None = None, max_per_story: int | None = None) -> list[Document]:
         """The ``k`` best passages for ``query`` (at most ``max_per_article`` per article, and passages of
@@ -141,6 +150,8 @@ class NewsRetriever(BaseRetriever):
                 "window": window.phrase, "window_filtered": bool(window.strict and (window.since or window.until))}))
             if len(out) >= want:
                 break
+        floor = self._dense_floor(fused)  # far passages leave their slots empty (no filler takes them)
+        out = [d for d in out if floor is None or d.metadata["dense_score"] is None or d.metadata["dense_score"] >= floor]
         if self.reranker is not None and out:
             scores = self.reranker.predict([(query, d.page_content) for d in out])
             for d, s in zip(out, scores):

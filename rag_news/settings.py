@@ -124,6 +124,8 @@ class Settings:
     until: str | None = None  # only articles published on/before this ISO date
     today: str | None = None  # the date questions are answered on (default: the real date); for replays
     max_per_story: int = 1  # articles per story shown (copies and write-ups of one event, rag_news.stories); 0 = no cap
+    max_gap: float = 0.3  # passages whose cosine with the question is this far below the best one's are not
+    # shown (chosen on the news-qa dev questions for mpnet, see RESULTS.md); 0 = off
     # stories across outlets (rag_news.stories; thresholds chosen on benchmarks/stories, see RESULTS.md)
     stories: bool = True  # assign each new / changed article to a story at index time
     story_copy_threshold: float = 0.45  # MinHash-estimated Jaccard of word 2-grams: a near-copy

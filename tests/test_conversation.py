@@ -103,7 +103,7 @@ def test_a_reader_that_gives_no_rewrite_falls_back_and_still_finds_the_article_w
 
 
 def test_today_k_and_outlets_are_taken_per_request_with_a_stub_reader(sample_settings):
-    qa = NewsQA(sample_settings.replace(k=4), llm=stub())
+    qa = NewsQA(sample_settings.replace(k=4, max_gap=0), llm=stub())  # k honoured (no slot left empty)
     assert qa.retriever.today is None  # the real date is read at each question, not when the index opened
     yesterday = qa.ask("What was announced yesterday?", today="2026-11-22")
     assert yesterday.sources and {s.published[:10] for s in yesterday.sources} == {"2026-11-21"}

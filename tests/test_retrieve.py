@@ -17,7 +17,7 @@ def site_index(site_article_urls, tmp_path_factory, cache_dir, small_embedder):
 
 
 def test_fused_retrieval_finds_the_article_and_is_a_langchain_retriever(site_index):
-    r = NewsRetriever(index=site_index, k=4)
+    r = NewsRetriever(index=site_index, k=4, max_gap=None)  # k honoured (the gap could leave slots empty)
     docs = r.invoke("How many nurses were recruited for the children's wing?")
     assert docs[0].metadata["url"].endswith("hospital-wing.html")
     assert all("score" in d.metadata for d in docs) and len(docs) == 4
@@ -35,7 +35,7 @@ def test_bm25_rescues_exact_names(site_index):
 
 
 def test_one_article_does_not_fill_every_slot(site_index):
-    r = NewsRetriever(index=site_index, k=5, max_per_article=1)
+    r = NewsRetriever(index=site_index, k=5, max_per_article=1, max_gap=None)  # five articles, related or not
     docs = r.invoke("Larkspur Bay tidal power plant turbines capacity cost construction")
     urls = [d.metadata["url"] for d in docs]
     assert len(urls) == len(set(urls)) == 5
@@ -47,6 +47,19 @@ def test_one_article_does_not_fill_every_slot(site_index):
     # the default story cap counts articles (one outlet's article a story), not passages: it does not cut
     # one article's passages, which only max_per_article limits
     assert len(default) == 5 and {d.metadata["url"] for d in default} == {d.metadata["url"] for d in loose}
+
+
+def test_passages_far_below_the_best_are_not_shown(site_index):
+    q = "Larkspur Bay tidal power plant turbines capacity cost construction"
+    every = NewsRetriever(index=site_index, k=5, max_per_article=1, max_gap=None).invoke(q)
+    shown = NewsRetriever(index=site_index, k=5, max_per_article=1).invoke(q)  # the default gap, 0.3
+    best = max(d.metadata["dense_score"] for d in every)
+    far = [d for d in every if d.metadata["dense_score"] is not None and d.metadata["dense_score"] < best - 0.3]
+    assert far and shown and shown[0].metadata["url"].endswith("tidal-plant-opens.html")
+    assert [d.id for d in shown] == [d.id for d in every if d not in far]  # their slots stay empty: no filler
+    assert all(d.metadata["dense_score"] is None or d.metadata["dense_score"] >= best - 0.3 for d in shown)
+    wider = NewsRetriever(index=site_index, k=5, max_per_article=1, max_gap=0.9).invoke(q)
+    assert {d.id for d in far} & {d.id for d in wider}  # a wider gap lets them back
 
 
 def test_since_filter(site_index):
