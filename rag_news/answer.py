@@ -279,6 +279,7 @@ def build_chain(retriever, llm, compress: Callable[[str, list[Document]], list[D
                 min_relevance: float = 0.0, today: date | None = None, k: int | None = None,
                 abort: threading.Event | None = None) -> Runnable:
     """The RAG chain: question -> ``{"question", "passages", "answer"}`` (passages = what the model saw).
+    A dict input may carry ``"search"``: what retrieval reads instead of the question.
 
     ``retriever``: a :class:`~rag_news.retrieve.NewsRetriever` (``since``/``until`` in the input reach it)
     or any LangChain retriever. ``compress``: fits the passages to a budget. ``min_relevance``: below it
@@ -287,18 +288,19 @@ def build_chain(retriever, llm, compress: Callable[[str, list[Document]], list[D
     the model mid-answer (closing a LangChain stream alone does not: see :func:`abortable`).
     """
     def find(x: dict) -> list[Document]:
+        query = x.get("search") or x["question"]  # a follow-up searched with its subject brought back
         if hasattr(retriever, "search"):
             from .conversation import from_outlets
             r, want, outlets = retriever, x.get("k") or k, x.get("outlets") or ()
             if x.get("today") and hasattr(r, "model_copy"):  # "yesterday" relative to this request's date
                 r = r.model_copy(update={"today": date.fromisoformat(x["today"])})
             per_story = {"max_per_story": x["max_per_story"]} if x.get("max_per_story") is not None else {}
-            docs = r.search(x["question"], k=(want or r.k) * (6 if outlets else 1), since=x.get("since"),
+            docs = r.search(query, k=(want or r.k) * (6 if outlets else 1), since=x.get("since"),
                             until=x.get("until"), **per_story)
             docs = [d for d in docs if from_outlets(d.metadata, outlets)][: want or r.k]
         else:
-            docs = retriever.invoke(x["question"])
-        return compress(x["question"], docs) if compress is not None and docs else docs
+            docs = retriever.invoke(query)
+        return compress(query, docs) if compress is not None and docs else docs
 
     def too_far(x: dict) -> bool:
         if not x["passages"]:
@@ -540,7 +542,7 @@ class NewsQA:
             from .llm import interrupt
             interrupt(self.llm, False)  # a stop asked for the previous question does not stop this one
             if history:  # the follow-up made standalone first, as on the one-retrieval path
-                question = self._turn_input(question, history, opts)[0]["question"]
+                question = self._turn_input(question, history, opts)[0]["search"]
             yield from stream_research(self, question, since=since, until=until)
             return
         chain = self.chain()  # loads the model before anything is timed
@@ -549,7 +551,7 @@ class NewsQA:
         t0 = time.perf_counter()
         turn, config = self._turn_input(question, history, opts)
         t_rewrite, t0 = time.perf_counter() - t0, time.perf_counter()
-        asked = turn["question"]
+        asked = turn["search"]
         docs, pieces, t1 = [], [], None
         stream = chain.stream({**turn, "since": since, "until": until, "max_per_story": max_per_story}, config)
         try:
@@ -585,12 +587,14 @@ class NewsQA:
         from . import conversation as conv
         turns = conv.as_turns(history)
         specials = special_tokens(self._llm)
-        asked = question
+        asked, how = question, "kept"
         if turns and opts.rewrite:
-            asked, _ = conv.standalone(question, turns, self._llm, specials)
+            asked, how = conv.standalone(question, turns, self._llm, specials)
         safe = opts.safe_mode if opts.safe_mode is not None else getattr(self.settings, "safe_mode", False)
         mistral = type(self._llm).__name__ == "ChatMistralAI"
-        turn = {"question": asked, "k": opts.k, "today": opts.today, "outlets": opts.outlets,
+        # "search": what retrieval reads; "question": what the reader answers — the follow-up itself when the
+        # rewrite fell back (the previous question, appended for the search, is in the conversation block)
+        turn = {"question": question if how == "fallback" else asked, "search": asked, "k": opts.k, "today": opts.today, "outlets": opts.outlets,
                 "conversation": conv.conversation_block(turns, specials),
                 "system": conv.system_turn(opts.style, bool(safe), remote_mistral=mistral)}
         gen = conv.generation_kwargs(self._llm, opts.max_tokens, opts.temperature, opts.stop, bool(safe))

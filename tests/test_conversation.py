@@ -100,6 +100,9 @@ def test_a_reader_that_gives_no_rewrite_falls_back_and_still_finds_the_article_w
     qa = NewsQA(sample_settings, llm=ScriptedReader(rules=[("cost", "6.4 million euros [1].")]))
     answer = qa.ask(FOLLOW, history=[{"role": "user", "content": FIRST}, {"role": "assistant", "content": "Depot."}])
     assert answer.standalone_question == f"{FOLLOW} (following up on: {FIRST})" and library(answer.sources[0].url)
+    human = qa.llm.calls[-1]["messages"][-1][1]  # the reader answers the follow-up, not the earlier question
+    assert human.rstrip().endswith("Question: " + FOLLOW)
+    assert "following up on" not in human and "User: " + FIRST in human  # the subject: in the conversation
 
 
 def test_today_k_and_outlets_are_taken_per_request_with_a_stub_reader(sample_settings):
