@@ -543,7 +543,7 @@ class NewsQA:
             interrupt(self.llm, False)  # a stop asked for the previous question does not stop this one
             if history:  # the follow-up made standalone first, as on the one-retrieval path
                 question = self._turn_input(question, history, opts)[0]["search"]
-            yield from stream_research(self, question, since=since, until=until)
+            yield from stream_research(self, question, since=since, until=until, k=opts.k, outlets=opts.outlets)
             return
         chain = self.chain()  # loads the model before anything is timed
         from .llm import interrupt

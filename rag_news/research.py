@@ -36,12 +36,13 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from langchain_core.documents import Document
 
 from . import tools
 from .checks import ABSTAIN
+from .conversation import from_outlets
 from .errors import ConfigError, RagNewsError
 from .tools import ToolCall
 
@@ -138,8 +139,8 @@ def uses_research(settings, question: str, asked: str | None) -> bool:
 class Gathered:
     """The passages the reader has gathered, numbered in the order found (duplicates kept once)."""
 
-    def __init__(self, qa, since: str | None, until: str | None):
-        self.qa, self.since, self.until = qa, since, until
+    def __init__(self, qa, since: str | None, until: str | None, outlets: Sequence[str] = ()):
+        self.qa, self.since, self.until, self.outlets = qa, since, until, tuple(outlets or ())
         self.docs: list[Document] = []
         self._ids: set[str] = set()
         self._seed = 0
@@ -176,7 +177,7 @@ class Gathered:
             query = str(args.get("query") or "").strip()
             docs = tools.search_news(self.qa, query, k=SEARCH_K * 2, since=args.get("since") or self.since,
                                      until=args.get("until") or self.until, outlet=args.get("outlet") or None)
-            new = self.add(docs)[:SEARCH_K]
+            new = self.add([d for d in docs if from_outlets(d.metadata, self.outlets)])[:SEARCH_K]
             return (self.listing(new) if new else "no new passages (the ones found are already listed)"), new
         if name == "open_article":
             try:
@@ -204,17 +205,31 @@ def plan_text(question: str, gathered: Gathered, today: str, left: int) -> str:
     return PLAN.format(question=question, today=today, found=gathered.listing(), left=left)
 
 
+def seed_passages(qa, question: str, since: str | None = None, until: str | None = None, k: int | None = None,
+                  outlets: Sequence[str] = ()) -> list[Document]:
+    """The question's own retrieval, as on the one-retrieval path: ``k`` passages (default: the reader's),
+    from ``outlets`` only when given."""
+    from .answer import check_question
+
+    want = k or qa.passage_count()
+    docs = qa.retriever.search(check_question(question), k=want * (6 if outlets else 1), since=since, until=until)
+    return [d for d in docs if from_outlets(d.metadata, outlets)][:want]
+
+
 def research(qa, question: str, driver, since: str | None = None, until: str | None = None,
-             max_calls: int | None = None) -> Iterator[ToolCall | list[Document]]:
+             max_calls: int | None = None, k: int | None = None,
+             outlets: Sequence[str] = ()) -> Iterator[ToolCall | list[Document]]:
     """Yield each :class:`ToolCall` as it is made, then the gathered passages (a list of Documents).
 
     ``driver``: asks the reader for its next calls (see :func:`driver_for`). ``max_calls``: the bound on
     tool calls (default: the ``research_max_calls`` setting). The question's own retrieval comes first
     and is not counted. The research also ends when the reader repeats a call it made (same tool and
-    arguments: it is not run again) or when ``STALE_SEARCHES`` searches in a row add no new passage."""
+    arguments: it is not run again) or when ``STALE_SEARCHES`` searches in a row add no new passage.
+    ``k`` / ``outlets``: this request's, for the question's own retrieval (``outlets`` also filters what the
+    reader's searches add)."""
     bound = max_calls or qa.settings.research_max_calls
-    gathered = Gathered(qa, since, until)
-    gathered.add(qa.retrieve(question, since=since, until=until))
+    gathered = Gathered(qa, since, until, outlets)
+    gathered.add(seed_passages(qa, question, since, until, k, outlets))
     gathered._seed = len(gathered.docs)
     made, history, seen, idle = 0, [], set(), 0  # history: (call, result) pairs for drivers that keep one
     today = qa.today.isoformat()
@@ -251,10 +266,11 @@ def _call_key(name: str, args: dict[str, Any]) -> str:
     return name + json.dumps(norm, sort_keys=True)
 
 
-def stream_research(qa, question: str, since: str | None = None, until: str | None = None, driver=None):
+def stream_research(qa, question: str, since: str | None = None, until: str | None = None, driver=None,
+                    k: int | None = None, outlets: Sequence[str] = ()):
     """:meth:`NewsQA.stream` in research mode: ToolCalls, then the answer's tokens, a Retraction if the
     checks withhold it, then the :class:`~rag_news.answer.Answer` (its ``timings`` add ``research`` and
-    ``tool_calls``)."""
+    ``tool_calls``). ``k`` / ``outlets``: this request's (see :func:`research`)."""
     from .answer import Retraction, best_relevance, format_passages, generation_chain, special_tokens, without_label
     from .context import compress_passages
 
@@ -262,7 +278,7 @@ def stream_research(qa, question: str, since: str | None = None, until: str | No
     driver = driver or driver_for(llm, qa.settings)
     t0 = time.perf_counter()
     docs, calls = [], 0
-    for item in research(qa, question, driver, since=since, until=until):
+    for item in research(qa, question, driver, since=since, until=until, k=k, outlets=outlets):
         if isinstance(item, ToolCall):
             calls += 1
             yield item

@@ -274,3 +274,21 @@ def test_two_searches_in_a_row_that_find_nothing_new_end_the_research(mini_index
     driver = Scripted(*[[("search_news", {"query": "zzqx", "outlet": f"nowhere-{i}.example"})] for i in range(5)])
     calls, answer = run(qa, TWO_HOP, driver)
     assert len(calls) == 2 and all(c.passages == [] for c in calls) and len(driver.seen) == 2
+
+
+def test_research_takes_the_requests_k_and_outlets_with_a_scripted_driver(mini_index, monkeypatch):
+    """Per-request ``k`` sizes the question's own retrieval and ``outlets`` filters it and what the
+    reader's searches add, as on the one-retrieval path (the driver scripted: the plumbing is tested)."""
+    import rag_news.research as research
+
+    driver = Scripted([("search_news", {"query": "Larkspur news this week"})])
+    monkeypatch.setattr(research, "driver_for", lambda *a: driver)
+    qa = NewsQA(mini_index, llm=stub_reader("The wing has 36 beds [1]."))
+    one = list(qa.stream(TWO_HOP, research="always", k=1))[-1]
+    assert driver.seen[0]["passages"] == 1 and one.timings["tool_calls"] == 1
+    driver.turns, driver.seen = [[("search_news", {"query": "Larkspur news this week"})]], []
+    nowhere = list(qa.stream(TWO_HOP, research="always", outlets=("elsewhere.example",)))[-1]
+    assert driver.seen[0]["passages"] == 0 and nowhere.sources == [] and nowhere.abstained  # seed and search
+    driver.turns = [[("search_news", {"query": "Larkspur news this week"})]]
+    ledger = list(qa.stream(TWO_HOP, research="always", outlets=("The Larkspur Ledger",)))[-1]
+    assert ledger.sources and {s.outlet for s in ledger.sources} == {"The Larkspur Ledger"}  # the sample site's
