@@ -209,6 +209,19 @@ def update_index(targets: Iterable[Target], settings: Settings | None = None,
     return report
 
 
+def host_turns(urls: list[str]) -> list[int]:
+    """Positions of ``urls`` taken in turns across their hosts (``host:port``): the first of each host, then
+    the second of each, ...; each host's own order kept. Cut into batches, this gives every batch each host's
+    share, so a batch is fetched from many hosts at once instead of waiting out one host's Crawl-delay."""
+    from itertools import zip_longest
+    from urllib.parse import urlsplit
+
+    queues: dict[str, list[int]] = {}
+    for i, url in enumerate(urls):
+        queues.setdefault(urlsplit(url).netloc.lower(), []).append(i)
+    return [i for turn in zip_longest(*queues.values()) for i in turn if i is not None]
+
+
 class _Pass:
     """The phases of one :func:`update_index` pass, sharing the index, the settings and the report."""
 
@@ -267,7 +280,10 @@ class _Pass:
             if rec and self.settings.revalidate:
                 etag, lm = rec.get("etag"), rec.get("last_modified") if _strong_date(rec) else None
             requests.append(FetchRequest(t.url, etag, lm))
-        size, targets = self.settings.commit_every or len(requests) or 1, list(by_key.items())
+        order = host_turns([r.url for r in requests])  # a batch holds every host's share, not one host's run
+        items = list(by_key.items())
+        requests, targets = [requests[i] for i in order], [items[i] for i in order]
+        size = self.settings.commit_every or len(requests) or 1
         groups = [targets[i:i + size] for i in range(0, len(requests), size)]
         batches = [requests[i:i + size] for i in range(0, len(requests), size)]
         self.report.batches = len(batches)

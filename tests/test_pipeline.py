@@ -250,3 +250,26 @@ def test_a_pass_of_one_batch_commits_once(site_article_urls, settings, small_emb
     report = index_urls(site_article_urls, settings.replace(commit_every=0), embedder=small_embedder)
     assert report.batches == 1 and report.commits == 0
     assert open_index(settings.index_dir, settings).pass_id == 1
+
+
+def test_batches_take_the_hosts_in_turns(site_article_urls, settings, small_embedder, monkeypatch):
+    """Targets listed one host after the other are cut into batches that each hold both hosts' share (the
+    sample site served twice, on two ports), so a batch is fetched from both at once; every article lands."""
+    import rag_news.pipeline as pipeline
+
+    seen = []
+    real = pipeline.fetch_batches
+
+    def recording(batches, *a, **kw):  # a spy: the real fetch runs
+        seen.extend([[r.url for r in b] for b in batches])
+        return real(batches, *a, **kw)
+
+    monkeypatch.setattr(pipeline, "fetch_batches", recording)
+    with serve(SITE_DIR) as other:
+        second = [u.replace(u.split("/")[2], other.split("/")[2], 1) for u in site_article_urls[:6]]
+        urls = site_article_urls[:6] + second  # one host's six, then the other's
+        report = index_urls(urls, settings.replace(commit_every=4), embedder=small_embedder)
+    hosts = [[u.split("/")[2] for u in b] for b in seen]
+    assert len(seen) == 3 and all(len(set(h)) == 2 and h.count(h[0]) == 2 for h in hosts), hosts
+    assert [u for b in seen for u in b if u in second] == second  # each host's own order kept
+    assert report.batches == 3 and report.pages_ok == 12
