@@ -67,7 +67,7 @@ class TestNewsRetriever(RetrieversIntegrationTests):
 
 
 def test_invoke_time_dates_filter_the_retriever(news_store):
-    retriever = NewsRetriever(index=news_store, read_dates=False)
+    retriever = NewsRetriever(index=news_store, read_dates=False, max_gap=None)  # k honoured: no slot left empty
     docs = retriever.invoke("Gullholm ferry", k=5, since="2026-11-03", until="2026-11-03")
     assert [d.metadata["url"] for d in docs] == ["http://127.0.0.1/ferry-2"]
     assert len(retriever.invoke("Gullholm ferry", k=2)) == 2 and len(retriever.invoke("Gullholm ferry")) == 5
