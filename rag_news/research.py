@@ -10,9 +10,10 @@ research mode the reader is given two tools and decides its searches, up to ``re
 
 It starts from the question's own retrieval (today's one-retrieval path, so research can only add
 passages), calls tools while it finds facts missing, then the gathered passages (fitted to a budget)
-go through the usual prompt, ``[n]`` citations, checks and abstention (:meth:`NewsQA.check_answer`). A tool that
-fails (a bad date, a passage number that does not exist) answers the reader with the error and counts as
-a call; the loop goes on. A call that repeats an earlier one is not run and ends the research, as do two
+go through the usual prompt, ``[n]`` citations, checks and abstention (:meth:`NewsQA.check_answer`); the
+relevance floor reads each passage's cosine with the query that found it, not with the whole question. A
+tool that fails (a bad date, a passage number that does not exist) answers the reader with the error and
+counts as a call; the loop goes on. A call that repeats an earlier one is not run and ends the research, as do two
 searches in a row that find no new passage (small readers otherwise spend every call on one query).
 
 How the reader is asked for a tool call depends on what it can do (:func:`driver_for`):
@@ -270,7 +271,9 @@ def stream_research(qa, question: str, since: str | None = None, until: str | No
                     k: int | None = None, outlets: Sequence[str] = ()):
     """:meth:`NewsQA.stream` in research mode: ToolCalls, then the answer's tokens, a Retraction if the
     checks withhold it, then the :class:`~rag_news.answer.Answer` (its ``timings`` add ``research`` and
-    ``tool_calls``). ``k`` / ``outlets``: this request's (see :func:`research`)."""
+    ``tool_calls``). ``k`` / ``outlets``: this request's (see :func:`research`). The relevance floor
+    judges each gathered passage by its cosine with the query that found it (the question for the
+    question's own retrieval, the reader's query for its searches)."""
     from .answer import Retraction, best_relevance, format_passages, generation_chain, special_tokens, without_label
     from .context import compress_passages
 
@@ -284,13 +287,16 @@ def stream_research(qa, question: str, since: str | None = None, until: str | No
             yield item
         else:
             docs = item
+    # the floor judges each passage against the query that found it (the question for its own retrieval,
+    # the reader's query for a search): a question joining two stories is far from every single passage
+    rel, floor = best_relevance(docs), qa.relevance_floor()
     budget = qa.context_budget()
     if budget and docs:
         docs = compress_passages(question, docs, qa.sentence_vectors, int(budget * 1.5))
     t1 = time.perf_counter()
-    rel, floor = best_relevance(docs), qa.relevance_floor()
     pieces: list[str] = []
-    if not docs or (floor > 0 and rel is not None and rel < floor):
+    too_far = floor > 0 and rel is not None and rel < floor
+    if not docs or too_far:
         pieces = [ABSTAIN]
     else:
         chain = generation_chain(llm)
@@ -302,6 +308,9 @@ def stream_research(qa, question: str, since: str | None = None, until: str | No
     t2 = time.perf_counter()
     answer = qa.check_answer(question, "".join(pieces), docs, t1 - t0, t2 - t1)
     answer.timings["tool_calls"] = calls
+    if docs and (too_far or (answer.note or "").startswith("no passage is close")):  # the gate's reading, not the
+        answer.note = (f"no passage is close enough to the query that found it (best {rel:.2f} < {floor:.2f})"
+                       if too_far else None)  # compressed passages' cosine with the whole question
     if answer.raw_answer is not None:
         yield Retraction(answer.note or "withheld")
     yield answer

@@ -292,3 +292,30 @@ def test_research_takes_the_requests_k_and_outlets_with_a_scripted_driver(mini_i
     driver.turns = [[("search_news", {"query": "Larkspur news this week"})]]
     ledger = list(qa.stream(TWO_HOP, research="always", outlets=("The Larkspur Ledger",)))[-1]
     assert ledger.sources and {s.outlet for s in ledger.sources} == {"The Larkspur Ledger"}  # the sample site's
+
+
+def test_the_relevance_floor_judges_a_searched_passage_by_the_query_that_found_it(mini_index, monkeypatch):
+    """A question joining two stories is far from every single passage (news-qa's multi-hop dev set: 5 of
+    12 answerable questions abstained at the floor in research mode after their searches had found both
+    pages). With passages fitted to a budget, the floor must read the searched passage's cosine with the
+    reader's query, not the compressed sentences' cosine with the whole question (driver scripted)."""
+    import rag_news.research as research
+    from rag_news.answer import best_relevance
+    from rag_news.context import compress_passages
+
+    search = "St Brennan's hospital children's wing beds"
+    qa = NewsQA(mini_index.replace(context_tokens=512), llm=stub_reader("The wing has 36 beds [1]."))
+    g = Gathered(qa, None, None)
+    g.add(research.seed_passages(qa, TWO_HOP))
+    g.run("search_news", {"query": search})
+    by_query = best_relevance(g.docs)
+    by_question = best_relevance(compress_passages(TWO_HOP, g.docs, qa.sentence_vectors, 768))
+    assert by_query > by_question + 0.02  # MiniLM: the search's passage is nearer its query than the question
+    floor = (by_query + by_question) / 2
+    gated = NewsQA(mini_index.replace(context_tokens=512, min_relevance=floor),
+                   llm=stub_reader("The wing has 36 beds [1]."))
+    monkeypatch.setattr(research, "driver_for", lambda *a: Scripted([("search_news", {"query": search})]))
+    found = list(gated.stream(TWO_HOP, research="always"))[-1]
+    assert not found.abstained and "36 beds" in found.answer and found.timings["tool_calls"] == 1
+    one_retrieval = list(gated.stream(TWO_HOP, research="never"))[-1]
+    assert one_retrieval.abstained and "close enough" in one_retrieval.note  # the floor is on: it gates there
