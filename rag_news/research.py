@@ -11,10 +11,11 @@ research mode the reader is given two tools and decides its searches, up to ``re
 It starts from the question's own retrieval (today's one-retrieval path, so research can only add
 passages), calls tools while it finds facts missing, then the gathered passages (fitted to a budget)
 go through the usual prompt, ``[n]`` citations, checks and abstention (:meth:`NewsQA.check_answer`); the
-relevance floor reads each passage's cosine with the query that found it, not with the whole question. A
-tool that fails (a bad date, a passage number that does not exist) answers the reader with the error and
-counts as a call; the loop goes on. A call that repeats an earlier one is not run and ends the research, as do two
-searches in a row that find no new passage (small readers otherwise spend every call on one query).
+relevance floor reads each passage's best cosine with the queries that found it, not with the whole
+question. A tool that fails (a bad date, a passage number that does not exist) answers the reader with the
+error and counts as a call; the loop goes on. A call that repeats an earlier one is not run and ends the
+research, as do two searches in a row that find no new passage (small readers otherwise spend every call
+on one query).
 
 How the reader is asked for a tool call depends on what it can do (:func:`driver_for`):
 
@@ -143,16 +144,24 @@ class Gathered:
     def __init__(self, qa, since: str | None, until: str | None, outlets: Sequence[str] = ()):
         self.qa, self.since, self.until, self.outlets = qa, since, until, tuple(outlets or ())
         self.docs: list[Document] = []
-        self._ids: set[str] = set()
+        self._by_key: dict[str, Document] = {}
         self._seed = 0
 
     def add(self, docs: list[Document]) -> list[int]:
+        """Add the passages not gathered yet; the numbers of those added. A passage found again keeps the
+        best of its cosines (``dense_score``) with the queries that found it."""
         new = []
         for d in docs:
             key = d.id or (d.metadata.get("url", "") + d.page_content[:80])
-            if key in self._ids or len(self.docs) >= MAX_PASSAGES:
+            if key in self._by_key:
+                had = self._by_key[key]
+                old, score = had.metadata.get("dense_score"), d.metadata.get("dense_score")
+                if score is not None and (old is None or score > old):
+                    had.metadata = {**had.metadata, "dense_score": score}
                 continue
-            self._ids.add(key)
+            if len(self.docs) >= MAX_PASSAGES:
+                continue
+            self._by_key[key] = d
             self.docs.append(d)
             new.append(len(self.docs))
         return new
@@ -272,7 +281,7 @@ def stream_research(qa, question: str, since: str | None = None, until: str | No
     """:meth:`NewsQA.stream` in research mode: ToolCalls, then the answer's tokens, a Retraction if the
     checks withhold it, then the :class:`~rag_news.answer.Answer` (its ``timings`` add ``research`` and
     ``tool_calls``). ``k`` / ``outlets``: this request's (see :func:`research`). The relevance floor
-    judges each gathered passage by its cosine with the query that found it (the question for the
+    judges each gathered passage by its best cosine with the queries that found it (the question for the
     question's own retrieval, the reader's query for its searches)."""
     from .answer import Retraction, best_relevance, format_passages, generation_chain, special_tokens, without_label
     from .context import compress_passages
@@ -287,8 +296,8 @@ def stream_research(qa, question: str, since: str | None = None, until: str | No
             yield item
         else:
             docs = item
-    # the floor judges each passage against the query that found it (the question for its own retrieval,
-    # the reader's query for a search): a question joining two stories is far from every single passage
+    # the floor judges each passage against the queries that found it (the question for its own retrieval,
+    # the reader's queries for its searches): a question joining two stories is far from every passage
     rel, floor = best_relevance(docs), qa.relevance_floor()
     budget = qa.context_budget()
     if budget and docs:

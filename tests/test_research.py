@@ -319,3 +319,19 @@ def test_the_relevance_floor_judges_a_searched_passage_by_the_query_that_found_i
     assert not found.abstained and "36 beds" in found.answer and found.timings["tool_calls"] == 1
     one_retrieval = list(gated.stream(TWO_HOP, research="never"))[-1]
     assert one_retrieval.abstained and "close enough" in one_retrieval.note  # the floor is on: it gates there
+
+
+def test_a_passage_found_again_by_a_search_keeps_its_best_cosine(mini_index):
+    """The question's own retrieval may already hold the passage the reader's search is for (multi-hop dev
+    mh-05: its search found "no new passages", and the passage stayed scored against the whole question)."""
+    qa = NewsQA(mini_index, llm=stub_reader("x"))
+    g = Gathered(qa, None, None)
+    g.add(qa.retriever.search(TWO_HOP, k=3))
+    first = g.docs[0]
+    before, count = first.metadata["dense_score"], len(g.docs)
+    query = " ".join(first.page_content.split()[:30])  # the passage's own opening: it is found again, nearer
+    again = next(d for d in qa.retriever.search(query, k=6) if d.id == first.id)
+    assert again.metadata["dense_score"] > before
+    g.run("search_news", {"query": query})
+    assert g.docs[0] is first and g.docs.count(first) == 1 and len(g.docs) >= count
+    assert first.metadata["dense_score"] == again.metadata["dense_score"]
