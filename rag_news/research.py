@@ -317,9 +317,10 @@ def stream_research(qa, question: str, since: str | None = None, until: str | No
     t2 = time.perf_counter()
     answer = qa.check_answer(question, "".join(pieces), docs, t1 - t0, t2 - t1)
     answer.timings["tool_calls"] = calls
-    if docs and (too_far or (answer.note or "").startswith("no passage is close")):  # the gate's reading, not the
-        answer.note = (f"no passage is close enough to the query that found it (best {rel:.2f} < {floor:.2f})"
-                       if too_far else None)  # compressed passages' cosine with the whole question
+    if too_far:
+        answer.note = f"no passage is close enough to the query that found it (best {rel:.2f} < {floor:.2f})"
+    elif (answer.note or "").startswith("no passage is close"):  # check_answer read the compressed passages
+        answer.note = None  # against the whole question; the gate above passed them
     if answer.raw_answer is not None:
         yield Retraction(answer.note or "withheld")
     yield answer
