@@ -13,7 +13,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 _MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 _MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
@@ -22,6 +22,37 @@ _RECENT = re.compile(r"\b(latest|most recent(ly)?|newest|recent(ly)?|lately|just
 _IN_MONTH = re.compile(rf"\b(?:in|during|throughout|from|of)\s+({_MONTH_RE})\b\.?(?:\s+(\d{{4}}))?", re.I)
 _ON_DAY = re.compile(rf"\bon\s+(?:({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?|(\d{{1,2}})(?:st|nd|rd|th)?\s+"
                      rf"(?:of\s+)?({_MONTH_RE}))\b\.?(?:,?\s+(\d{{4}}))?", re.I)
+
+
+_NAMED_DATE = re.compile(rf"^(?:[a-z]+\.?,?\s+)??(?:({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})|"
+                         rf"(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH_RE})\.?,?\s+(\d{{4}}))\b", re.I)
+
+
+def iso_date(value) -> str | None:
+    """``value`` as the ISO text the stores compare dates by, or None when it is not a date.
+
+    ISO dates and datetimes are kept as given ("2026-11-03", "2026-11-03T08:00:00Z"); ``date`` objects
+    and dates written out ("November 3, 2026", "3 Nov 2026", RFC 2822's "Tue, 03 Nov 2026 08:00:00 GMT")
+    become YYYY-MM-DD. Anything else ("last Tuesday") is None: the article is undated rather than
+    compared as text, where "Tue, ..." would sort after every ISO date."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return text if re.match(r"\d{4}-\d\d-\d\d", text) else parsed.date().isoformat()  # "20261103" too
+    except ValueError:
+        pass
+    m = _NAMED_DATE.match(text)
+    if not m:
+        return None
+    month, day, year = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(5), m.group(4), m.group(6))
+    try:
+        return date(int(year), _MONTHS[month.lower()], int(day)).isoformat()
+    except ValueError:  # "February 30, 2026"
+        return None
 
 
 @dataclass

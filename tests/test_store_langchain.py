@@ -87,3 +87,22 @@ def test_view_documents_keep_rag_news_fields_in_the_record(empty_store):
     assert view.similarity_search("lantern festival", k=1, since="2026-11-05")[0].metadata == given
     hybrid = empty_store.as_retriever(k=1, read_dates=False).invoke("lantern festival visitors")
     assert hybrid[0].metadata["url"] == "http://x/lantern"
+
+
+def test_view_dates_written_out_reach_the_date_filter_and_expiry(empty_store):
+    """Dates a LangChain caller writes out (RFC 2822, "November 3, 2026") are the article's date for the
+    window filter and for expiry; compared as text they would sort after every ISO date ("Tue..." > "2026")
+    and an expiry pass would never see them. A phrase that is no date leaves the article undated."""
+    view = empty_store.vectorstore
+    written = {"iso": "2026-11-03T08:00:00Z", "rfc": "Tue, 03 Nov 2026 08:00:00 GMT", "words": "November 3, 2026",
+               "vague": "last Tuesday"}
+    view.add_documents([Document(page_content=f"Gullholm harbour crane number {i} was inspected.",
+                                 metadata={"published": when}) for i, when in enumerate(written.values())],
+                       ids=list(written))
+    assert {k: empty_store.article("lc:" + k)["published"] for k in written} == {
+        "iso": "2026-11-03T08:00:00Z", "rfc": "2026-11-03", "words": "2026-11-03", "vague": None}
+    assert view.get_by_ids(["rfc"])[0].metadata == {"published": "Tue, 03 Nov 2026 08:00:00 GMT"}  # as given
+    hits = view.similarity_search("Gullholm harbour crane", k=10, since="2026-11-03", until="2026-11-03")
+    assert sorted(d.id for d in hits) == ["iso", "rfc", "words"]
+    expiring = empty_store.expiry_candidates(None, "2026-11-04")  # published before Nov 4 (undated: first seen)
+    assert sorted(r["key"] for r in expiring) == ["lc:iso", "lc:rfc", "lc:words"]

@@ -12,8 +12,10 @@ run against it in tests/test_store_langchain.py):
   given metadata is kept beside them under ``GIVEN``;
 * chunks written by the pipeline come back with the metadata the chunker gave them (``url``, ``title``,
   ``published``, ``chunk_id``...), as before;
-* ``metadata["url"]`` (or ``"source"``) and ``metadata["published"]`` (ISO date) of an added document
-  become the article's URL and date, so ``since`` / ``until`` filters and the hybrid retriever see them.
+* ``metadata["url"]`` (or ``"source"``) and ``metadata["published"]`` of an added document become the
+  article's URL and date, so ``since`` / ``until`` filters, expiry and the hybrid retriever see them; the
+  date is read by :func:`rag_news.dates.iso_date` (ISO, RFC 2822, "November 3, 2026"; anything else
+  leaves the article undated), the given metadata keeps it as written.
 
 Each ``add_*`` call is one committed pass.
 """
@@ -27,6 +29,8 @@ from typing import Any, Iterable
 import numpy as np
 from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStore
+
+from ..dates import iso_date
 
 GIVEN = "given_metadata"  # chunk metadata key holding what a LangChain caller gave (see the module docstring)
 KEY_PREFIX = "lc:"        # article keys of documents added through the view
@@ -81,7 +85,7 @@ class NewsVectorStore(VectorStore):
         key = KEY_PREFIX + cid
         url = given.get("url") or given.get("source")
         url = url if isinstance(url, str) and url else key
-        published = given.get("published") if isinstance(given.get("published"), str) else None
+        published = iso_date(given.get("published"))
         title = given.get("title") if isinstance(given.get("title"), str) else None
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         meta = {"key": key, "url": url, "title": title, "published": published, "chunk_id": cid,
