@@ -7,8 +7,7 @@ First the measures that need no reader (complete, cheap):
 * the ``--research auto`` rules: how many multi-hop questions they send to research mode, and how many
   of the 42 news-qa dev questions (those stay on the one-retrieval path, unchanged: no extra model call);
 * both pages retrieved: the share of answerable multi-hop questions whose two pages are both among the
-  distinct articles of the one retrieval the default path makes (k passages), and among the passages research
-  mode starts from (that retrieval plus one per side the question joins: ``research.first_passages``).
+  distinct articles of the one retrieval the default path makes (k passages).
 
 Then ONE bounded reader run (the offline reader, the packaged Qwen2.5 1.5B on llama.cpp): for each question,
 one retrieval then research mode (``always``), side by side, until ``--budget-s`` is spent (no question is
@@ -35,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from rag_news import NewsQA, Settings, index_urls  # noqa: E402
 from rag_news.eval import has_phrase, read_questions  # noqa: E402
-from rag_news.research import first_passages, wants_research  # noqa: E402
+from rag_news.research import wants_research  # noqa: E402
 from rag_news.store import NewsIndex  # noqa: E402
 from rag_news.tools import ToolCall  # noqa: E402
 
@@ -53,8 +52,8 @@ def open_index(index_dir: Path, settings: Settings) -> None:
     print(f"indexed {report.pages_ok}/{len(pages)} pages, {report.chunks_total} chunks")
 
 
-def both_pages(docs, q: dict) -> bool:
-    urls = list(dict.fromkeys(d.metadata.get("url", "") for d in docs))
+def both_pages(qa: NewsQA, q: dict) -> bool:
+    urls = list(dict.fromkeys(d.metadata.get("url", "") for d in qa.retrieve(q["question"])))
     return all(any(p in u for u in urls) for p in q["page_ids"])
 
 
@@ -108,12 +107,8 @@ def main() -> None:
     print(f"reader: {qa.info.model} on {qa.info.backend}; k={qa.passage_count()}, budget={qa.context_budget()}, "
           f"research_max_calls={settings.research_max_calls}")
     answerable = [q for q in questions.values() if q["answers"]]
-    hits = sum(both_pages(qa.retrieve(q["question"]), q) for q in answerable)
+    hits = sum(both_pages(qa, q) for q in answerable)
     print(f"both pages among the one retrieval's articles: {hits}/{len(answerable)}", flush=True)
-    first = [first_passages(qa, q["question"]).docs for q in answerable]
-    print(f"both pages among research's first passages (own retrieval + one per side, no tool call yet): "
-          f"{sum(both_pages(d, q) for d, q in zip(first, answerable))}/{len(answerable)}; "
-          f"passages {statistics.mean(map(len, first)):.1f} on average", flush=True)
     if args.no_reader:
         return
     rows: dict[str, list[dict]] = {"never": [], "always": []}

@@ -24,7 +24,7 @@ _CITE = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
 _NUM = re.compile(r"\d[\d,.]*\d|\d")
 _WORDS = re.compile(r"[a-z0-9]+")
 _NAME = re.compile(r"\b[A-Z][\w'’-]*[a-z][\w'’-]*\b|\b[A-Z]{2,}\b")
-STOPWORDS = frozenset(
+_STOPWORDS = frozenset(
     "a about after all also an and any are as at be been before but by can could did do does for from had has "
     "have he her his how i in into is it its may might more most much must new no not of on one or our out over "
     "said says she should so some than that the their them there these they this those to under up was we were "
@@ -81,7 +81,7 @@ def key_terms(answer: str, question: str) -> list[str]:
     asked_figures = _numbers(question)
     stated = sorted(n for n, forms in claims(_claims(answer), claims_only=True).items() if not forms & asked_figures)
     names = [m.group() for m in _NAME.finditer(_claims(answer))
-             if m.group().lower() not in asked and m.group().lower() not in STOPWORDS]
+             if m.group().lower() not in asked and m.group().lower() not in _STOPWORDS]
     return stated + list(dict.fromkeys(names))
 
 
@@ -110,7 +110,7 @@ def _stem(word: str) -> str:
 def restates(answer: str, question: str) -> bool:
     """The answer adds no word the question lacks ("The hospital opened a new wing this week [1].")."""
     asked = {_stem(w) for w in _WORDS.findall(question.lower())}
-    said = {_stem(w) for w in _WORDS.findall(without_citations(answer).lower()) if w not in STOPWORDS}
+    said = {_stem(w) for w in _WORDS.findall(without_citations(answer).lower()) if w not in _STOPWORDS}
     return bool(said) and said <= asked
 
 
@@ -129,7 +129,7 @@ def attribute(answer: str, question: str, docs: Sequence[Document], at_most: int
         return found[:at_most]
     q = set(_WORDS.findall(question.lower()))
     words = {w for w in _WORDS.findall(_claims(answer).lower())
-             if w not in STOPWORDS and w not in q and len(w) > 1}
+             if w not in _STOPWORDS and w not in q and len(w) > 1}
     if not words:
         return []
     scores = [(len(words & set(_WORDS.findall(d.page_content.lower()))) / len(words), n)

@@ -170,7 +170,7 @@ def _mentions(text: str) -> list[_Mention]:
             continue
         before = _WORD.findall(text[max(0, m.start() - 80):m.start()].lower())[-_CONTEXT_WORDS:]
         after = _WORD.findall(text[end:end + 80].lower())[:_CONTEXT_WORDS]
-        context = {_stem(w) for w in before + after if w not in checks.STOPWORDS and len(w) > 2}
+        context = {_stem(w) for w in before + after if w not in checks._STOPWORDS and len(w) > 2}
         out.append(_Mention(value, forms, _stem(unit) if unit != "%" else "%", context, text[m.start():end].strip()))
     return out
 

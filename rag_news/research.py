@@ -9,9 +9,7 @@ research mode the reader is given two tools and decides its searches, up to ``re
     open_article(n)                               -> the whole stored text of passage n's article
 
 It starts from the question's own retrieval (today's one-retrieval path, so research can only add
-passages) and, for a question that joins two things ("the hospital wing or the lecture halls"), one
-retrieval for each of them (:func:`question_sides`: rules, no model call), calls tools while it finds
-facts missing, then the gathered passages (fitted to a budget)
+passages), calls tools while it finds facts missing, then the gathered passages (fitted to a budget)
 go through the usual prompt, ``[n]`` citations, checks and abstention (:meth:`NewsQA.check_answer`); the
 relevance floor reads each passage's best cosine with the queries that found it, not with the whole
 question. A tool that fails (a bad date, a passage number that does not exist) answers the reader with the
@@ -45,7 +43,7 @@ from typing import Any, Iterator, Sequence
 from langchain_core.documents import Document
 
 from . import tools
-from .checks import ABSTAIN, STOPWORDS
+from .checks import ABSTAIN
 from .conversation import from_outlets
 from .errors import ConfigError, RagNewsError
 from .tools import ToolCall
@@ -126,46 +124,6 @@ def wants_research(question: str) -> bool:
     return any(p.search(question) for p in (_TWO_SIDES, _COMBINED, _ORDER, _BRIDGE))
 
 
-_SENTENCE_END = re.compile(r"(?<=[a-z0-9]{2}[.?!])\s+(?=[A-Z])")  # not after "D." or "Mr."
-_INSTRUCTION = re.compile(r"^(?:give|answer|name|say|state|reply|write|tell)\b", re.IGNORECASE)
-_HEAD = re.compile(r"^[^:]{0,60}:\s+")  # "Which is larger: "
-_JOINS = [re.compile(p, re.IGNORECASE) for p in (
-    r",?\s+(?:before or after|after or before)\s+", r",?\s+or\s+", r"\s+than\s+", r"\s+the same as\s+",
-    r"\s+and\s+(?=the\s)", r"(?<=^add\s)(.*?)\s+to\s+(?=the\s)")]
-SIDE_WORDS = 3  # content words a side needs to be searched on its own
-SIDE_K = 2  # new passages a side's search adds at most
-MAX_SIDES = 3
-
-
-def _words(text: str) -> int:
-    return sum(1 for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOPWORDS)
-
-
-def _split(piece: str, join: re.Pattern) -> list[str]:
-    """``piece`` cut at ``join`` where every part keeps ``SIDE_WORDS`` content words (else left whole)."""
-    parts = [p for p in join.split(piece) if p is not None]
-    if join.groups:  # the "add ... to the ..." form keeps its captured first half
-        m = join.search(piece)
-        parts = [piece[:m.end(1)], piece[m.end():]] if m else [piece]
-    if len(parts) > 1 and all(_words(p) >= SIDE_WORDS for p in parts):
-        return [p.strip(" ,.?") for p in parts]
-    return [piece]
-
-
-def question_sides(question: str) -> list[str]:
-    """The things a question joins, each to be searched on its own (no model call): its sentences (without
-    instructions such as "Give the larger number."), each cut at "X, or Y", "X than Y", "before or after",
-    "the same as", "X and the Y", "add X to the Y" where both parts name something (``SIDE_WORDS`` content
-    words). Fewer than two sides: ``[]`` (a single-fact question gets no extra search)."""
-    sentences = [s for s in _SENTENCE_END.split(" ".join(question.split()))
-                 if not _INSTRUCTION.match(s) and _words(s) > SIDE_WORDS]
-    sides = [_HEAD.sub("", s) if len(_HEAD.sub("", s)) < len(s) and _words(_HEAD.sub("", s)) >= SIDE_WORDS else s
-             for s in sentences]
-    for join in _JOINS:
-        sides = [part for side in sides for part in _split(side, join)]
-    return sides[:MAX_SIDES] if len(sides) > 1 else []
-
-
 def research_mode(settings, asked: str | None) -> str:
     """The mode for one request: ``asked`` (per request) else the ``research`` setting."""
     mode = asked or settings.research
@@ -189,10 +147,9 @@ class Gathered:
         self._by_key: dict[str, Document] = {}
         self._seed = 0
 
-    def add(self, docs: list[Document], limit: int | None = None) -> list[int]:
-        """Add the passages not gathered yet (the first ``limit`` of them when given); the numbers of those
-        added. A passage found again keeps the best of its cosines (``dense_score``) with the queries that
-        found it."""
+    def add(self, docs: list[Document]) -> list[int]:
+        """Add the passages not gathered yet; the numbers of those added. A passage found again keeps the
+        best of its cosines (``dense_score``) with the queries that found it."""
         new = []
         for d in docs:
             key = d.id or (d.metadata.get("url", "") + d.page_content[:80])
@@ -202,7 +159,7 @@ class Gathered:
                 if score is not None and (old is None or score > old):
                     had.metadata = {**had.metadata, "dense_score": score}
                 continue
-            if len(self.docs) >= MAX_PASSAGES or (limit is not None and len(new) >= limit):
+            if len(self.docs) >= MAX_PASSAGES:
                 continue
             self._by_key[key] = d
             self.docs.append(d)
@@ -269,33 +226,21 @@ def seed_passages(qa, question: str, since: str | None = None, until: str | None
     return [d for d in docs if from_outlets(d.metadata, outlets)][:want]
 
 
-def first_passages(qa, question: str, since: str | None = None, until: str | None = None, k: int | None = None,
-                   outlets: Sequence[str] = ()) -> Gathered:
-    """What research starts from, before any tool call: the question's own retrieval (:func:`seed_passages`),
-    then for each thing the question joins (:func:`question_sides`) up to ``SIDE_K`` new passages of its
-    own retrieval."""
-    gathered = Gathered(qa, since, until, outlets)
-    gathered.add(seed_passages(qa, question, since, until, k, outlets))
-    for side in question_sides(question):
-        gathered.add(seed_passages(qa, side, since, until, SIDE_K + 1, outlets), limit=SIDE_K)
-    gathered._seed = len(gathered.docs)
-    return gathered
-
-
 def research(qa, question: str, driver, since: str | None = None, until: str | None = None,
              max_calls: int | None = None, k: int | None = None,
              outlets: Sequence[str] = ()) -> Iterator[ToolCall | list[Document]]:
     """Yield each :class:`ToolCall` as it is made, then the gathered passages (a list of Documents).
 
     ``driver``: asks the reader for its next calls (see :func:`driver_for`). ``max_calls``: the bound on
-    tool calls (default: the ``research_max_calls`` setting). The question's own retrieval comes first,
-    then one retrieval for each thing it joins (:func:`question_sides`, up to ``SIDE_K`` new passages
-    each); neither is counted. The research also ends when the reader repeats a call it made (same tool and
+    tool calls (default: the ``research_max_calls`` setting). The question's own retrieval comes first
+    and is not counted. The research also ends when the reader repeats a call it made (same tool and
     arguments: it is not run again) or when ``STALE_SEARCHES`` searches in a row add no new passage.
     ``k`` / ``outlets``: this request's, for the question's own retrieval (``outlets`` also filters what the
     reader's searches add)."""
     bound = max_calls or qa.settings.research_max_calls
-    gathered = first_passages(qa, question, since, until, k, outlets)
+    gathered = Gathered(qa, since, until, outlets)
+    gathered.add(seed_passages(qa, question, since, until, k, outlets))
+    gathered._seed = len(gathered.docs)
     made, history, seen, idle = 0, [], set(), 0  # history: (call, result) pairs for drivers that keep one
     today = qa.today.isoformat()
     while made < bound:

@@ -19,8 +19,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
 from conftest import make_settings
 from rag_news.answer import Answer, NewsQA
-from rag_news.research import (CALL_SCHEMA, Gathered, first_passages, parse_json_call, question_sides, stream_research,
-                               wants_research)
+from rag_news.research import (CALL_SCHEMA, Gathered, parse_json_call, stream_research, wants_research)
 from rag_news.tools import ToolCall
 from servers import llama_cpp_server
 
@@ -285,7 +284,7 @@ def test_research_takes_the_requests_k_and_outlets_with_a_scripted_driver(mini_i
     driver = Scripted([("search_news", {"query": "Larkspur news this week"})])
     monkeypatch.setattr(research, "driver_for", lambda *a: driver)
     qa = NewsQA(mini_index, llm=stub_reader("The wing has 36 beds [1]."))
-    one = list(qa.stream(SIMPLE, research="always", k=1))[-1]  # SIMPLE joins nothing: no side's retrieval
+    one = list(qa.stream(TWO_HOP, research="always", k=1))[-1]
     assert driver.seen[0]["passages"] == 1 and one.timings["tool_calls"] == 1
     driver.turns, driver.seen = [[("search_news", {"query": "Larkspur news this week"})]], []
     nowhere = list(qa.stream(TWO_HOP, research="always", outlets=("elsewhere.example",)))[-1]
@@ -336,33 +335,3 @@ def test_a_passage_found_again_by_a_search_keeps_its_best_cosine(mini_index):
     g.run("search_news", {"query": query})
     assert g.docs[0] is first and g.docs.count(first) == 1 and len(g.docs) >= count
     assert first.metadata["dense_score"] == again.metadata["dense_score"]
-
-
-def test_question_sides_cuts_what_a_question_joins_and_leaves_single_facts_whole():
-    assert question_sides(TWO_HOP) == ["the number of beds in St Brennan's new children's wing",
-                                       "the number of rooms Larkspur College has for student housing"]
-    assert question_sides("How much larger was the bond Christopher D. Battin was held on in Columbus than the "
-                          "fine John M. Ford ran up at the library? Give the amount.") == [
-        "How much larger was the bond Christopher D. Battin was held on in Columbus",
-        "the fine John M. Ford ran up at the library"]  # no cut at "D." / "M.", the instruction dropped
-    assert question_sides("Did the council approve or reject the harbour plan?") == []  # "or" inside one fact
-    assert question_sides(SIMPLE) == []
-
-
-def test_research_starts_from_a_retrieval_for_each_side_of_the_question(mini_index, monkeypatch):
-    """A comparison's own retrieval may hold one side only (k = 1 here, so it must); research mode also
-    retrieves each side the question names before the reader plans, so both articles reach the answer
-    even when the reader calls answer at once (the reader's decision scripted)."""
-    import rag_news.research as research
-
-    qa = NewsQA(mini_index, llm=stub_reader("The wing has 36 beds [1]; the college has 900 rooms [2]."))
-    pages = lambda docs: {d.metadata["url"].rsplit("/", 1)[-1] for d in docs}  # noqa: E731
-    own = pages(research.seed_passages(qa, TWO_HOP, k=1))
-    assert len(own) == 1  # the control: one retrieval at k = 1 holds one of the two articles
-    first = first_passages(qa, TWO_HOP, k=1)
-    assert {"hospital-wing.html", "college-enrolment.html"} <= pages(first.docs) and first.seed == len(first.docs)
-    driver = Scripted([("answer", {})])
-    monkeypatch.setattr(research, "driver_for", lambda *a: driver)
-    answer = list(qa.stream(TWO_HOP, research="always", k=1))[-1]
-    assert answer.timings["tool_calls"] == 0 and driver.seen[0]["passages"] == len(first.docs)
-    assert {"hospital-wing.html", "college-enrolment.html"} <= {s.url.rsplit("/", 1)[-1] for s in answer.sources}
