@@ -89,3 +89,35 @@ def test_an_index_made_before_the_counts_is_counted_once(tmp_path, small_embedde
     idx.remove("http://127.0.0.1/2")
     result = idx.commit()                               # 3 of 7: rewritten, counted from the stored count
     assert len(reads) == 1 and [m["dropped"] for m in result.compacted] == [3] and counted(idx) == truth(idx)
+
+
+def test_a_long_lived_reader_reads_only_each_new_pass_deletions(tmp_path, small_embedder, settings, monkeypatch):
+    """A reader open for months (the server) picks up a pass's deleted vectors without reading every dead
+    id again: each pass's deletions are stamped with it and read through an index on the pass; a merge
+    (which forgets the ids it dropped) makes the reader read them all once, as on open. Searches stay right."""
+    folder = tmp_path / "r"
+    writer = NewsIndex.open(folder, small_embedder, create=True, options=StoreOptions(merge_factor=50))
+    add(writer, small_embedder, settings, 12)  # 2 of 12 dead stays under a third: no merge is due
+    writer.commit()
+    reader = NewsIndex.open(folder, small_embedder)
+    full, since = [], []
+    real_all, real_after = records.dead_vids, records.dead_vids_after
+    monkeypatch.setattr(records, "dead_vids", lambda conn: full.append(1) or real_all(conn))
+    monkeypatch.setattr(records, "dead_vids_after", lambda conn, p: since.append(real_after(conn, p)) or since[-1])
+    query = lambda i: np.asarray(small_embedder.embed_query(f"Story number {i} about the quay {i}."))  # noqa: E731
+    for gone in (1, 2):
+        writer.remove(f"http://127.0.0.1/{gone}")
+        assert writer.commit().compacted == []
+        full.clear()  # the writer's own reads of this pass
+        assert reader.refresh() and full == [] and len(since[-1]) == 1  # that pass's one dead vector, no more
+        top = reader.dense_search(query(gone), k=12)
+        assert len(top) == 12 - gone and all(h.url != f"http://127.0.0.1/{gone}" for h in top)
+    assert writer.compact(force=True)
+    full.clear()
+    assert reader.refresh() and full == [1]  # a merge: all of them again, once
+    assert len(reader.dense_search(query(3), k=12)) == 10
+    writer.remove("http://127.0.0.1/3")
+    writer.commit()
+    full.clear()
+    assert reader.refresh() and full == [] and len(since[-1]) == 1
+    assert all(h.url != "http://127.0.0.1/3" for h in reader.dense_search(query(3), k=12))

@@ -185,7 +185,12 @@ class NewsIndex(StagedPass):
         latest = records.last_pass(conn)
         if latest != self._seen_pass:
             self.meta = records.read_meta(conn, self.path / DB_NAME)
-            self._vectors.sync(records.segments(conn), records.dead_vids(conn))
+            rows = records.segments(conn)
+            # only the new passes' deletions, unless a merge retired a segment (it forgets the dead ids it
+            # dropped): then all of them again, as on open
+            merged = set(self._vectors.segments) - {r["name"] for r in rows}
+            new = records.dead_vids_after(conn, self._seen_pass) if self._seen_pass >= 0 and not merged else None
+            self._vectors.sync(rows, records.dead_vids(conn) if new is None else new, added=new is not None)
             self._df = {}  # a pass changes document frequencies: a word first seen in it must count at once
             self._windows = {}
             self._seen_pass = latest

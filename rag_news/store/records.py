@@ -137,16 +137,20 @@ ADDITIONS = """
 CREATE INDEX IF NOT EXISTS articles_by_seen ON articles(coalesce(last_seen, first_seen));
 CREATE INDEX IF NOT EXISTS articles_by_born ON articles(coalesce(published, first_seen));
 CREATE TABLE IF NOT EXISTS segment_runs(lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL, name TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS segment_runs_by_name ON segment_runs(name)
+CREATE INDEX IF NOT EXISTS segment_runs_by_name ON segment_runs(name);
+CREATE INDEX IF NOT EXISTS dead_by_pass ON dead_vectors(pass)
 """
 
 
 def ensure_additions(conn: sqlite3.Connection) -> None:
-    """Make :data:`ADDITIONS` (and the ``segments.dead`` column) where missing; a writer, in its transaction."""
-    for stmt in [s for s in ADDITIONS.split(";") if s.strip()]:
-        conn.execute(stmt)
+    """Make :data:`ADDITIONS` (and the ``segments.dead`` and ``dead_vectors.pass`` columns) where missing; a
+    writer, in its transaction."""
     if "dead" not in {r[1] for r in conn.execute("PRAGMA table_info(segments)")}:
         conn.execute("ALTER TABLE segments ADD COLUMN dead INTEGER")  # NULL: not counted yet (older index)
+    if "pass" not in {r[1] for r in conn.execute("PRAGMA table_info(dead_vectors)")}:
+        conn.execute("ALTER TABLE dead_vectors ADD COLUMN pass INTEGER")  # NULL: died before passes were kept
+    for stmt in [s for s in ADDITIONS.split(";") if s.strip()]:
+        conn.execute(stmt)
 
 
 def expiry_queries(seen_before: str | None, born_before: str | None) -> list[tuple[str, tuple]]:
@@ -353,6 +357,20 @@ def add_pass(conn: sqlite3.Connection, when: str, added: int, removed: int, writ
 
 def dead_vids(conn: sqlite3.Connection) -> list[int]:
     return [r[0] for r in conn.execute("SELECT vid FROM dead_vectors")]
+
+
+def dead_vids_after(conn: sqlite3.Connection, after_pass: int) -> list[int] | None:
+    """The ids of vectors deleted by passes after ``after_pass`` (an index range read), or None for an
+    index whose deletions carry no pass yet (made before they did, no writer since)."""
+    try:
+        return [r[0] for r in conn.execute("SELECT vid FROM dead_vectors WHERE pass > ?", (after_pass,))]
+    except sqlite3.OperationalError:  # no such column: pass
+        return None
+
+
+def stamp_dead(conn: sqlite3.Connection, vids: list[int], pass_id: int) -> None:
+    """Record that pass ``pass_id`` deleted ``vids`` (readers then read only the pass's own dead ids)."""
+    conn.executemany("UPDATE dead_vectors SET pass=? WHERE vid=?", [(pass_id, int(v)) for v in vids])
 
 
 def last_pass(conn: sqlite3.Connection) -> int:

@@ -2,8 +2,9 @@
 
 A pass writes one new segment with just the vectors it adds (``vectors/<name>.flat.faiss``: an
 ``IndexIDMap2(IndexFlatIP)`` keyed by the chunks' vector ids), so a pass writes bytes in proportion to what
-it adds. Deleted vectors stay in their segment file and are listed in the database's ``dead_vectors``;
-every search excludes them with a FAISS ID selector. Segment files never change once written: readers
+it adds. Deleted vectors stay in their segment file and are listed in the database's ``dead_vectors``
+with the pass that deleted them (a long-lived reader reads only a new pass's own, all of them again after a
+merge); every search excludes them with a FAISS ID selector. Segment files never change once written: readers
 memory-map them (opening costs milliseconds, whatever the size) and never see a half-written one.
 
 A pass that adds at least ``ivf_min_vectors`` vectors (a first build committing in batches) writes that
@@ -210,8 +211,9 @@ class VectorSet:
         self._faiss = faiss
         self.placement = gpu.choose(device, faiss)
 
-    def sync(self, rows: list[dict], dead: list[int]) -> None:
-        """Match the database: open new segments, drop retired ones, rebuild the deleted-vector selector."""
+    def sync(self, rows: list[dict], dead: list[int], added: bool = False) -> None:
+        """Match the database: open new segments, drop retired ones, rebuild the deleted-vector selector.
+        ``dead``: every deleted vector's id, or (``added``) those deleted since the last sync."""
         import faiss
 
         wanted = {r["name"]: r for r in rows}
@@ -224,6 +226,8 @@ class VectorSet:
                 if self.placement.gpu:
                     self._copy_to_gpu(self.segments[name])
         dead_arr = np.unique(np.asarray(dead, dtype=np.int64))
+        if added:
+            dead_arr = np.union1d(self._dead, dead_arr)
         batch = faiss.IDSelectorBatch(dead_arr)
         self._keep = [dead_arr, batch]
         self._not_dead = faiss.IDSelectorNot(batch)

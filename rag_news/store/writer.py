@@ -110,6 +110,7 @@ def _write_records(conn, staged: Staged, first_vid: int, pass_id: int, segment: 
         if segment:
             records.put_segment(conn, segment, pass_id, [(first_vid, vid - 1)])
         records.count_dead(conn, dead)  # the segments' dead counts follow the change (no id map read)
+        records.stamp_dead(conn, dead, pass_id)
         removed = len(dead)
         got = records.add_pass(conn, when, vid - first_vid, removed, staged.articles_written, None)
         assert got == pass_id, (got, pass_id)
