@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 import gzip
 import http.server
 import json
@@ -31,18 +32,22 @@ def ground_truth() -> dict:
 
 
 @contextlib.contextmanager
-def serve_pages(pages: dict[str, str]):
-    """Serve ``pages`` as ``http://127.0.0.1:PORT/<id>.html``; yields the base URL."""
+def serve_pages(pages: Mapping[str, str]):
+    """Serve ``pages`` (any mapping of id to HTML: a lazy one keeps nothing in memory) as
+    ``http://127.0.0.1:PORT/<id>.html``; yields the base URL. Each page is encoded when it is asked for."""
     from rag_news.sample_site import serve_handler
 
-    blobs = {f"/{k}.html": v.encode("utf-8") for k, v in pages.items()}
+    def page(path: str) -> bytes | None:
+        name = path.split("?")[0].lstrip("/")
+        html = pages.get(name[: -len(".html")]) if name.endswith(".html") else None
+        return html.encode("utf-8") if html is not None else None
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *a):
             pass
 
         def do_GET(self):
-            body = blobs.get(self.path.split("?")[0])
+            body = page(self.path)
             code = 200 if body is not None else 404
             body = body if body is not None else b"not found"
             try:
