@@ -4,6 +4,7 @@ selector is read once per pass and never outlives it, and the store CLI takes th
 Real FAISS and SQLite; vectors are synthetic (clustered unit vectors), the embedder is the real MiniLM."""
 
 import json
+import math
 from datetime import date, timedelta
 
 import numpy as np
@@ -114,3 +115,37 @@ def test_store_cli_takes_the_folder_it_is_given_and_refuses_others(big, tmp_path
     (tmp_path / "empty").mkdir()
     with pytest.raises(Exception, match="no index in"):
         main(["info", str(tmp_path / "empty")])
+
+
+def test_a_search_asks_the_disk_at_once_for_exactly_the_lists_it_probes(big, small_embedder, monkeypatch):
+    import os
+
+    import faiss
+
+    idx, x = big
+    reader = NewsIndex.open(idx.path, small_embedder, options=StoreOptions(nprobe=4))
+    asked = []
+    real = os.posix_fadvise
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, off, n, advice: asked.append((off, n, advice)) or
+                        real(fd, off, n, advice))
+    (seg,) = reader._vectors.segments.values()
+    ivf = faiss.extract_index_ivf(seg.index)
+    lists = faiss.downcast_InvertedLists(ivf.invlists)
+    data = (idx.path / "vectors" / f"{seg.name}.ivf.faiss").read_bytes()
+    for q in clustered(5, seed=13):
+        asked.clear()
+        hits = reader.dense_search(q, 10)
+        assert len(hits) == 10
+        _, probed = ivf.quantizer.search(q[None, :].astype(np.float32), 4)
+        assert len(asked) == 4 and {a[2] for a in asked} == {os.POSIX_FADV_WILLNEED}
+        for (off, n, _), i in zip(sorted(asked), sorted(probed[0], key=lambda i: lists.lists.at(int(i)).offset)):
+            size = lists.list_size(int(i))
+            codes = faiss.rev_swig_ptr(lists.get_codes(int(i)), size * ivf.code_size).tobytes()
+            ids = faiss.rev_swig_ptr(lists.get_ids(int(i)), size).tobytes()
+            assert data[off:off + n] == codes + ids  # the byte range FAISS reads for that list, nothing else
+    asked.clear()
+    reader.dense_search(x[0], 10, since=day(0), until=day(5))  # a fifth of the vectors: 4 / 0.2 lists probed
+    assert len(asked) == math.ceil(4 / 0.2)
+    asked.clear()
+    reader.dense_search(x[350], 10, since=day(3), until=day(3))  # a narrow window is scored exactly: no lists
+    assert asked == []

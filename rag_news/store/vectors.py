@@ -7,6 +7,12 @@ with the pass that deleted them (a long-lived reader reads only a new pass's own
 merge); every search excludes them with a FAISS ID selector. Segment files never change once written: readers
 memory-map them (opening costs milliseconds, whatever the size) and never see a half-written one.
 
+An IVF segment's lists are read from disk on demand, so before a search scans anything the lists it will
+probe in every segment are asked of the disk at once (``posix_fadvise`` WILLNEED on their exact byte
+ranges, see :meth:`VectorSet.prefetch`): a cold question reads those lists, in parallel, instead of
+faulting them in one after another, each fault reading the disk's whole read-ahead window around it
+(8 MB on the machine the benchmarks ran on: 882 MB read for a question's 39 MB of lists at 1M chunks).
+
 A pass that adds at least ``ivf_min_vectors`` vectors (a first build committing in batches) writes that
 IVF index with its segment at once, as a merge does, so a big index is never searched exactly however it
 was built.
@@ -137,6 +143,7 @@ class Segment:
     nlist: int = 0           # IVF lists (0 for an exact segment)
     exact: object = None     # an IVF segment's exact file, memory-mapped on its first dated search
     rows: tuple | None = None  # (sorted vids, their rows, the vectors) of the exact file, for window scoring
+    lists: tuple | None = None  # an IVF segment's (byte offset, byte length) of each list in its file
 
 
 @dataclass
@@ -277,10 +284,12 @@ class VectorSet:
             allowed = allowed if isinstance(allowed, Window) else self.window(allowed)
             sel, share = allowed.selector, max(len(allowed), 1) / max(self.count, 1)
         q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
+        on_gpu = {name for name, seg in self.segments.items() if seg.on_gpu is not None and allowed is None
+                  and min(k + seg.dead, seg.vectors) <= gpu.GPU_MAX_K and self.nprobe <= gpu.GPU_MAX_K}
+        self.prefetch(q, share, allowed is not None, skip=on_gpu)
         found: list[tuple[int, float]] = []
         for seg in self.segments.values():
-            if seg.on_gpu is not None and allowed is None and min(k + seg.dead, seg.vectors) <= gpu.GPU_MAX_K \
-                    and self.nprobe <= gpu.GPU_MAX_K:
+            if seg.name in on_gpu:
                 found.extend(self._search_gpu(seg, q, k))
                 continue
             if allowed is not None and (seg.kind == "flat" or math.ceil(self.nprobe / share) >=
@@ -301,6 +310,47 @@ class VectorSet:
             scores, ids = index.search(q, min(k, seg.vectors), params=params)
             found.extend((int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0)
         return sorted(found, key=lambda p: -p[1])[:k]
+
+    def prefetch(self, q: np.ndarray, share: float = 1.0, dated: bool = False, skip=()) -> int:
+        """Ask the disk at once for every list a search of ``q`` will probe in the IVF segments (``share``:
+        a dated search's share of the live vectors, as in :meth:`search`; segments in ``skip`` are not
+        searched here). The reads run in the background while the search scans; lists already in memory
+        cost a system call each. Returns how many byte ranges were asked for."""
+        import faiss
+
+        asked = 0
+        for seg in self.segments.values():
+            nprobe = min(seg.nlist, math.ceil(self.nprobe / share)) if seg.kind == "ivf" else 0
+            if not nprobe or seg.name in skip or (dated and nprobe >= EXACT_LIST_SHARE * seg.nlist):
+                continue  # an exact segment (scanned through), a GPU copy, or the window scored exactly
+            ranges = self._lists(seg)
+            if ranges is None:
+                continue
+            _, probed = faiss.extract_index_ivf(seg.index).quantizer.search(q, nprobe)
+            fd = os.open(ivf_path(self.folder, seg.name), os.O_RDONLY)
+            try:
+                for i in probed[0][probed[0] >= 0]:
+                    if ranges[1][i]:
+                        os.posix_fadvise(fd, int(ranges[0][i]), int(ranges[1][i]), os.POSIX_FADV_WILLNEED)
+                        asked += 1
+            finally:
+                os.close(fd)
+        return asked
+
+    def _lists(self, seg: Segment) -> tuple | None:
+        """``(offsets, lengths)`` in bytes of an IVF segment's lists in its file (each list's codes, then its
+        ids), read once from FAISS's memory-mapped lists; None where the lists are not read from the file."""
+        import faiss
+
+        if seg.lists is None and hasattr(os, "posix_fadvise"):
+            ivf = faiss.extract_index_ivf(seg.index)
+            lists = faiss.downcast_InvertedLists(ivf.invlists)
+            if not isinstance(lists, faiss.OnDiskInvertedLists):
+                return None
+            at = [lists.lists.at(i) for i in range(ivf.nlist)]
+            seg.lists = (np.array([a.offset for a in at], dtype=np.int64),
+                         np.array([a.capacity for a in at], dtype=np.int64) * (ivf.code_size + 8))
+        return seg.lists
 
     def _rows(self, seg: Segment) -> tuple:
         """``(sorted vids, their rows, vectors)`` of a segment's exact file (a view of the mapped file)."""
