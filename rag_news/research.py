@@ -147,10 +147,9 @@ class Gathered:
         self._by_key: dict[str, Document] = {}
         self._seed = 0
 
-    def add(self, docs: list[Document], limit: int | None = None) -> list[int]:
-        """Add the passages not gathered yet (at most ``limit`` of them, best first); the numbers of those
-        added. A passage found again keeps the best of its cosines (``dense_score``) with the queries that
-        found it."""
+    def add(self, docs: list[Document]) -> list[int]:
+        """Add the passages not gathered yet; the numbers of those added. A passage found again keeps the
+        best of its cosines (``dense_score``) with the queries that found it."""
         new = []
         for d in docs:
             key = d.id or (d.metadata.get("url", "") + d.page_content[:80])
@@ -160,7 +159,7 @@ class Gathered:
                 if score is not None and (old is None or score > old):
                     had.metadata = {**had.metadata, "dense_score": score}
                 continue
-            if len(self.docs) >= MAX_PASSAGES or (limit is not None and len(new) >= limit):
+            if len(self.docs) >= MAX_PASSAGES:
                 continue
             self._by_key[key] = d
             self.docs.append(d)
@@ -188,7 +187,7 @@ class Gathered:
             query = str(args.get("query") or "").strip()
             docs = tools.search_news(self.qa, query, k=SEARCH_K * 2, since=args.get("since") or self.since,
                                      until=args.get("until") or self.until, outlet=args.get("outlet") or None)
-            new = self.add([d for d in docs if from_outlets(d.metadata, self.outlets)], limit=SEARCH_K)
+            new = self.add([d for d in docs if from_outlets(d.metadata, self.outlets)])[:SEARCH_K]
             return (self.listing(new) if new else "no new passages (the ones found are already listed)"), new
         if name == "open_article":
             try:

@@ -103,22 +103,6 @@ def test_open_article_reads_the_whole_article_and_searches_add_new_passages(mini
     assert g.run("search_news", {"query": "ferry", "outlet": "no-such-outlet.example"})[1] == []
 
 
-def test_a_search_adds_only_the_passages_it_lists_to_the_reader(mini_index):
-    from rag_news import tools
-    from rag_news.research import SEARCH_K
-
-    qa = NewsQA(mini_index, llm=stub_reader("x"))
-    query = "Larkspur council new building opening"
-    found = tools.search_news(qa, query, k=SEARCH_K * 2)
-    assert len(found) > SEARCH_K  # more passages than one search adds: the rest must wait for the next search
-    g = Gathered(qa, None, None)
-    text, new = g.run("search_news", {"query": query})
-    assert new == list(range(1, SEARCH_K + 1)) and len(g.docs) == SEARCH_K  # the answer's passages = those listed
-    assert [line.split("]")[0] + "]" for line in text.splitlines()] == [f"[{n}]" for n in new]
-    _, more = g.run("search_news", {"query": query})
-    assert more and more[0] == SEARCH_K + 1 and len(g.docs) == SEARCH_K + len(more)
-
-
 def test_auto_rules_send_comparisons_to_research_and_leave_simple_questions(mini_index, monkeypatch):
     assert wants_research(TWO_HOP)
     assert wants_research("How many beds and rooms do the hospital wing and the college have combined?")
