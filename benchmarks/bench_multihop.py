@@ -65,7 +65,7 @@ def answer_row(qa: NewsQA, q: dict, mode: str) -> dict:
         elif not isinstance(item, str) and hasattr(item, "abstained"):
             answer = item
     right = bool(q["answers"]) and not answer.abstained and any(has_phrase(answer.answer, a) for a in q["answers"])
-    return {"id": q["id"], "kind": q["kind"], "mode": mode, "answer": answer.answer, "abstained": answer.abstained,
+    return {"id": q["id"], "kind": q["kind"], "mode": mode, "answer": answer.answer, "raw_answer": answer.raw_answer, "abstained": answer.abstained,
             "correct": right, "note": answer.note, "tool_calls": calls, "sources": answer.retrieved,
             "seconds": round(time.perf_counter() - t, 1)}
 

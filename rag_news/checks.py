@@ -108,10 +108,20 @@ def _stem(word: str) -> str:
 
 
 def restates(answer: str, question: str) -> bool:
-    """The answer adds no word the question lacks ("The hospital opened a new wing this week [1].")."""
+    """The answer adds no word the question lacks ("The hospital opened a new wing this week [1]."), and
+    does not pick one side of a choice the question ends with ("... before or after?": "It was before the
+    merger" answers it with the question's own words)."""
     asked = {_stem(w) for w in _WORDS.findall(question.lower())}
-    said = {_stem(w) for w in _WORDS.findall(without_citations(answer).lower()) if w not in _STOPWORDS}
-    return bool(said) and said <= asked
+    said_all = set(_WORDS.findall(without_citations(answer).lower()))
+    said = {_stem(w) for w in said_all if w not in _STOPWORDS}
+    if not said or not said <= asked:
+        return False
+    choice = _CHOICE.search(question.lower())
+    return not (choice and len(set(choice.groups()) & said_all) == 1)
+
+
+_CHOICE = re.compile(r"\b([a-z]+),? or (?:an? |the )?([a-z]+)\s*[?.!]?\s*$")
+"""A question ending in a choice of two words ("Answer before or after.", "Did it rise or fall?")."""
 
 
 def supporting(terms: list[str], docs: Sequence[Document]) -> list[int]:

@@ -57,6 +57,17 @@ def test_an_answer_that_only_restates_the_question_is_caught():
     assert not restates("", "Which hospital?")
 
 
+def test_an_answer_picking_one_side_of_the_questions_choice_is_not_a_restatement():
+    q = "Was the wing approved by the council before or after the election? Answer before or after."
+    assert not restates("The council approved the wing before the election [1].", q)
+    assert not restates("After [2].", q)
+    assert restates("The council approved the wing before or after the election [1].", q)  # both sides: no choice
+    assert restates("The council approved the wing [1].", q)  # neither side
+    assert not restates("The wing was a loss [1].", "Was the wing a win or a loss?")
+    # a choice between two long phrases is not a one-word choice: naming one side still restates
+    assert restates("The wing is larger [1].", "Which is larger: the wing, or the lecture halls of the college?")
+
+
 def test_figures_written_in_words_are_read_as_numbers():
     docs = [_doc("Support fell by five-and-a-half points; twelve people and twenty-five staff were hired.")]
     assert unsupported_figures("Support fell 5.5 points [1].", "By how much?", docs) == []
