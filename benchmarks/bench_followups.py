@@ -86,13 +86,23 @@ def retrieval_only(qa: NewsQA, convs: list[dict]) -> None:
     for c in convs:
         t1, t2 = c["turns"]
         turns = [Turn("user", t1["question"])]
+        found = {"turn1": qa.retriever.search(t1["question"], k=4), "bare": qa.retriever.search(t2["question"], k=4),
+                 "fallback": qa.retriever.search(fallback(t2["question"], turns), k=4)}
         rows.append({"id": c["id"], "answerable": bool(t2["answers"]),
-                     "turn1": hit(c, [d.metadata.get("url", "") for d in qa.retriever.search(t1["question"], k=4)]),
-                     "bare": hit(c, [d.metadata.get("url", "") for d in qa.retriever.search(t2["question"], k=4)]),
-                     "fallback": hit(c, [d.metadata.get("url", "") for d in
-                                         qa.retriever.search(fallback(t2["question"], turns), k=4)])})
+                     **{key: hit(c, [d.metadata.get("url", "") for d in docs]) for key, docs in found.items()},
+                     # does a passage shown hold an accepted answer of the turn it serves (not only the article)?
+                     **{key + "_answer": holds(docs, (t1 if key == "turn1" else t2)["answers"])
+                        for key, docs in found.items()}})
     for key in ("turn1", "bare", "fallback"):
         print(f"{key:>8} hit@4: {sum(r[key] for r in rows) / len(rows):.3f} ({sum(r[key] for r in rows)}/{len(rows)})")
+    ans = [r for r in rows if r["answerable"]]
+    for key in ("turn1", "bare", "fallback"):
+        n = sum(r[key + "_answer"] for r in ans)
+        print(f"{key:>8} a passage holds the answer: {n / len(ans):.3f} ({n}/{len(ans)} answerable)")
+
+
+def holds(docs, answers: list[str]) -> bool:
+    return any(has_phrase(d.page_content, a) for d in docs for a in answers)
 
 
 def main() -> None:
