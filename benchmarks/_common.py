@@ -65,3 +65,17 @@ def serve_pages(pages: Mapping[str, str]):
 
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def index_news_pages(index_dir: Path, settings) -> None:
+    """Index the article-extraction pages (served on 127.0.0.1) into ``index_dir`` by the real pipeline,
+    unless an index is already there."""
+    from rag_news import index_urls
+    from rag_news.store import NewsIndex
+
+    if NewsIndex.exists(index_dir):
+        return
+    pages = load_pages()
+    with serve_pages(pages) as base:
+        report = index_urls([f"{base}/{k}.html" for k in pages], settings)
+    print(f"indexed {report.pages_ok}/{len(pages)} pages, {report.chunks_total} chunks", flush=True)

@@ -28,11 +28,11 @@ import sys
 import time
 from pathlib import Path
 
-from _common import NEWS_QA, ROOT, load_pages, machine, serve_pages
+from _common import NEWS_QA, ROOT, index_news_pages, machine
 
 sys.path.insert(0, str(ROOT))
 
-from rag_news import NewsQA, Settings, index_urls  # noqa: E402
+from rag_news import NewsQA, Settings  # noqa: E402
 from rag_news.eval import has_phrase, read_questions  # noqa: E402
 from rag_news.research import wants_research  # noqa: E402
 from rag_news.store import NewsIndex  # noqa: E402
@@ -41,15 +41,6 @@ from rag_news.tools import ToolCall  # noqa: E402
 DEV = ROOT / "data" / "multihop-dev.jsonl"
 ORDER = ["mh-01", "mh-05", "mh-08", "mh-11", "mh-u1", "mh-02", "mh-06", "mh-09", "mh-12", "mh-u2", "mh-03",
          "mh-07", "mh-10", "mh-04"]  # kinds interleaved, so a cut-off run still covers each kind
-
-
-def open_index(index_dir: Path, settings: Settings) -> None:
-    if NewsIndex.exists(index_dir):
-        return
-    pages = load_pages()
-    with serve_pages(pages) as base:
-        report = index_urls([f"{base}/{k}.html" for k in pages], settings)
-    print(f"indexed {report.pages_ok}/{len(pages)} pages, {report.chunks_total} chunks")
 
 
 def both_pages(qa: NewsQA, q: dict) -> bool:
@@ -94,7 +85,7 @@ def main() -> None:
     settings = Settings.load(index_dir=args.index_dir, progress=False, device="cpu")
     if not NewsIndex.exists(args.index_dir) and NewsIndex.exists(args.copy_index_from):
         shutil.copytree(args.copy_index_from, args.index_dir, ignore=shutil.ignore_patterns(".lock"))
-    open_index(args.index_dir, settings)
+    index_news_pages(args.index_dir, settings)
     questions = {q["id"]: q for q in read_questions(DEV)}
     news_qa = read_questions(NEWS_QA / "questions.jsonl")
     fired = [i for i, q in questions.items() if wants_research(q["question"])]

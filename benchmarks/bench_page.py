@@ -28,13 +28,12 @@ from pathlib import Path
 
 import httpx
 
-from _common import ROOT, load_pages, machine, serve_pages
+from _common import ROOT, index_news_pages, machine
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rag_news import NewsQA, Settings, index_urls  # noqa: E402
+from rag_news import NewsQA, Settings  # noqa: E402
 from rag_news.serve import Service, create_app  # noqa: E402
-from rag_news.store import NewsIndex  # noqa: E402
 
 TOKEN = "bench-page-token"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -64,15 +63,6 @@ class Server:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(timeout=30)
-
-
-def open_index(index_dir: Path, settings: Settings) -> None:
-    if NewsIndex.exists(index_dir):
-        return
-    pages = load_pages()
-    with serve_pages(pages) as base:
-        report = index_urls([f"{base}/{k}.html" for k in pages], settings)
-    print(f"indexed {report.pages_ok}/{len(pages)} pages, {report.chunks_total} chunks", flush=True)
 
 
 def page_turn(pg, question: str) -> dict:
@@ -173,7 +163,7 @@ def main() -> None:
     print(f"machine: {machine()}", flush=True)
     settings = Settings.load(index_dir=args.index_dir, progress=False, device="cpu",
                              **({"llm_model": args.model} if args.model else {}))
-    open_index(args.index_dir, settings)
+    index_news_pages(args.index_dir, settings)
     convs = [c for c in map(json.loads, open(CONVERSATIONS)) if c["turns"][1]["answers"]][: args.conversations]
     qa = NewsQA(settings)
     t0 = time.perf_counter()
