@@ -2,7 +2,8 @@
 by NewsQA with the offline default reader (packaged Qwen2.5-1.5B on llama.cpp), the model loaded once.
 
 Per conversation: turn 1 alone; turn 2 with the history and the rewrite (the reader makes it standalone);
-turn 2 with the history but no rewrite (retrieval on the bare follow-up, as before this change). Scores:
+turn 2 with the history but no rewrite (retrieval on the bare follow-up); turn 2 with the rewrite but without
+the articles turn 1 cited read first (``focus=False``: index-wide retrieval only). Scores:
 turn-1 and turn-2 accuracy (an accepted answer as a whole phrase, not abstained), turn-2 abstention on
 the unanswerable follow-ups, median seconds per rewrite; and, without the model, retrieval hit@4 of turn 2
 searched bare, as the rule fallback would search it, and as the reader rewrote it. ``--budget-s``: no new
@@ -41,11 +42,12 @@ def correct(answer, accepted: list[str]) -> bool:
     return not answer.abstained and any(has_phrase(answer.answer, a) for a in accepted)
 
 
-def run_one(qa: NewsQA, conv: dict, baseline: bool = True) -> dict:
+def run_one(qa: NewsQA, conv: dict, baseline: bool = True, focus_baseline: bool = True) -> dict:
     t1, t2 = conv["turns"]
     a1 = qa.ask(t1["question"])
     with_rw = qa.ask(t2["question"], history=[a1])
     without = qa.ask(t2["question"], history=[a1], rewrite=False) if baseline else None
+    unfocused = qa.ask(t2["question"], history=[a1], focus=False) if focus_baseline else None
     turns = as_turns([a1])
     search = lambda q: [d.metadata.get("url", "") for d in qa.retrieve(q)]  # noqa: E731
     row = {"id": conv["id"], "answerable": bool(t2["answers"]),
@@ -56,6 +58,9 @@ def run_one(qa: NewsQA, conv: dict, baseline: bool = True) -> dict:
            "no_rewrite": {"answer": without.answer, "abstained": without.abstained,
                           "correct": correct(without, t2["answers"]), "hit@4": hit(conv, without.retrieved)}
            if without else None,
+           "no_focus": {"answer": unfocused.answer, "abstained": unfocused.abstained,
+                        "correct": correct(unfocused, t2["answers"]), "hit@4": hit(conv, unfocused.retrieved)}
+           if unfocused else None,
            "bare_hit@4": hit(conv, search(t2["question"])),
            "fallback_hit@4": hit(conv, search(fallback(t2["question"], turns)))}
     return row
@@ -72,6 +77,8 @@ def summary(rows: list[dict], total: int) -> dict:
             "turn2_accuracy_no_rewrite": mean([r["no_rewrite"]["correct"] for r in ans if r["no_rewrite"]]),
             "turn2_abstention_rewrite": mean([r["rewrite"]["abstained"] for r in una]),
             "turn2_abstention_no_rewrite": mean([r["no_rewrite"]["abstained"] for r in una if r["no_rewrite"]]),
+            "turn2_accuracy_no_focus": mean([r["no_focus"]["correct"] for r in ans if r.get("no_focus")]),
+            "turn2_abstention_no_focus": mean([r["no_focus"]["abstained"] for r in una if r.get("no_focus")]),
             "turn2_hit@4_bare": mean([r["bare_hit@4"] for r in ans]),
             "turn2_hit@4_rule_fallback": mean([r["fallback_hit@4"] for r in ans]),
             "turn2_hit@4_reader_rewrite": mean([r["rewrite"]["hit@4"] for r in ans]),
@@ -88,15 +95,18 @@ def retrieval_only(qa: NewsQA, convs: list[dict]) -> None:
         turns = [Turn("user", t1["question"])]
         found = {"turn1": qa.retriever.search(t1["question"], k=4), "bare": qa.retriever.search(t2["question"], k=4),
                  "fallback": qa.retriever.search(fallback(t2["question"], turns), k=4)}
+        # the cited article read first, as if turn 1's answer had cited its best passage's article
+        within = qa.retriever.search_within(fallback(t2["question"], turns), [found["turn1"][0].metadata["url"]], k=4)
+        found["focused"] = (within + [d for d in found["fallback"] if d.id not in {w.id for w in within}])[:4]
         rows.append({"id": c["id"], "answerable": bool(t2["answers"]),
                      **{key: hit(c, [d.metadata.get("url", "") for d in docs]) for key, docs in found.items()},
                      # does a passage shown hold an accepted answer of the turn it serves (not only the article)?
                      **{key + "_answer": holds(docs, (t1 if key == "turn1" else t2)["answers"])
                         for key, docs in found.items()}})
-    for key in ("turn1", "bare", "fallback"):
+    for key in ("turn1", "bare", "fallback", "focused"):
         print(f"{key:>8} hit@4: {sum(r[key] for r in rows) / len(rows):.3f} ({sum(r[key] for r in rows)}/{len(rows)})")
     ans = [r for r in rows if r["answerable"]]
-    for key in ("turn1", "bare", "fallback"):
+    for key in ("turn1", "bare", "fallback", "focused"):
         n = sum(r[key + "_answer"] for r in ans)
         print(f"{key:>8} a passage holds the answer: {n / len(ans):.3f} ({n}/{len(ans)} answerable)")
 
@@ -112,6 +122,8 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=1380.0)
     ap.add_argument("--no-baseline", action="store_true", help="skip turn 2 without the rewrite (one answer less "
                     "per conversation)")
+    ap.add_argument("--no-focus-baseline", action="store_true", help="skip turn 2 without the cited articles "
+                    "read first (one answer less per conversation)")
     ap.add_argument("--retrieval-only", action="store_true", help="no model: hit@4 of turn 2 searched bare and "
                     "as the rule fallback (previous question appended) searches it, on every conversation")
     args = ap.parse_args()
@@ -133,7 +145,7 @@ def main() -> None:
         for conv in convs:
             if time.perf_counter() - start > args.budget_s:
                 break
-            row = run_one(qa, conv, baseline=not args.no_baseline)
+            row = run_one(qa, conv, baseline=not args.no_baseline, focus_baseline=not args.no_focus_baseline)
             rows.append(row)
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             out.flush()

@@ -279,7 +279,8 @@ def build_chain(retriever, llm, compress: Callable[[str, list[Document]], list[D
                 min_relevance: float = 0.0, today: date | None = None, k: int | None = None,
                 abort: threading.Event | None = None) -> Runnable:
     """The RAG chain: question -> ``{"question", "passages", "answer"}`` (passages = what the model saw).
-    A dict input may carry ``"search"``: what retrieval reads instead of the question.
+    A dict input may carry ``"search"``: what retrieval reads instead of the question, and ``"focus"``: article
+    URLs whose passages take the slots first (a follow-up about the articles the previous answer cited).
 
     ``retriever``: a :class:`~rag_news.retrieve.NewsRetriever` (``since``/``until`` in the input reach it)
     or any LangChain retriever. ``compress``: fits the passages to a budget. ``min_relevance``: below it
@@ -295,9 +296,13 @@ def build_chain(retriever, llm, compress: Callable[[str, list[Document]], list[D
             if x.get("today") and hasattr(r, "model_copy"):  # "yesterday" relative to this request's date
                 r = r.model_copy(update={"today": date.fromisoformat(x["today"])})
             per_story = {"max_per_story": x["max_per_story"]} if x.get("max_per_story") is not None else {}
+            focus = r.search_within(query, x["focus"], k=want, since=x.get("since"), until=x.get("until")) \
+                if x.get("focus") and hasattr(r, "search_within") else []
+            focus = [d for d in focus if from_outlets(d.metadata, outlets)]
             docs = r.search(query, k=(want or r.k) * (6 if outlets else 1), since=x.get("since"),
                             until=x.get("until"), **per_story)
-            docs = [d for d in docs if from_outlets(d.metadata, outlets)][: want or r.k]
+            seen = {d.id for d in focus}
+            docs = (focus + [d for d in docs if d.id not in seen and from_outlets(d.metadata, outlets)])[: want or r.k]
         else:
             docs = retriever.invoke(query)
         return compress(query, docs) if compress is not None and docs else docs
@@ -594,7 +599,9 @@ class NewsQA:
         mistral = type(self._llm).__name__ == "ChatMistralAI"
         # "search": what retrieval reads; "question": what the reader answers — the follow-up itself when the
         # rewrite fell back (the previous question, appended for the search, is in the conversation block)
-        turn = {"question": question if how == "fallback" else asked, "search": asked, "k": opts.k, "today": opts.today, "outlets": opts.outlets,
+        focus = conv.cited_articles(turns) if opts.focus and conv.needs_rewrite(question, turns) else []
+        turn = {"question": question if how == "fallback" else asked, "search": asked, "focus": focus,
+                "k": opts.k, "today": opts.today, "outlets": opts.outlets,
                 "conversation": conv.conversation_block(turns, specials),
                 "system": conv.system_turn(opts.style, bool(safe), remote_mistral=mistral)}
         gen = conv.generation_kwargs(self._llm, opts.max_tokens, opts.temperature, opts.stop, bool(safe))

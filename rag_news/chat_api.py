@@ -29,6 +29,7 @@ from .conversation import AskOptions
 WEB_DIR = Path(__file__).resolve().parent / "web"
 _ASSETS = {"chat.css": "text/css", "chat.js": "text/javascript"}
 _SOURCES_TAIL = re.compile(r"\n\nSources:\n.*\Z", re.S)
+_SOURCE_URL = re.compile(r"^\[\d+\] .* — (\S+)$", re.M)
 
 
 def store_for(settings, max_conversations: int | None = None) -> ConversationStore:
@@ -58,9 +59,16 @@ def chat_history(messages: list) -> tuple[str | None, list[dict], str]:
     last = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
     if last is None:
         return style, [], ""
-    history = [{"role": m.role, "content": _SOURCES_TAIL.sub("", text(m))}
+    history = [{"role": m.role, "content": _SOURCES_TAIL.sub("", text(m)), "cited_urls": tail_urls(text(m))}
                for m in messages[:last] if m.role in ("user", "assistant")]
     return style, history, text(messages[last])
+
+
+def tail_urls(content: str) -> list[str]:
+    """The URLs of the "Sources:" list rag-news appends to a chat completion (``[n] title — url`` lines):
+    what that answer cited, so a follow-up sent back through the endpoint reads those articles first."""
+    tail = _SOURCES_TAIL.search(content or "")
+    return _SOURCE_URL.findall(tail.group(0)) if tail else []
 
 
 def chat_options(body) -> AskOptions:
@@ -93,8 +101,13 @@ async def recorded(events: AsyncIterator[Any], store: ConversationStore, owner: 
 
 
 def history_of(turns: list[dict]) -> list[dict]:
-    """Stored messages as the history :meth:`NewsQA.stream` takes."""
-    return [{"role": t["role"], "content": t["content"]} for t in turns]
+    """Stored messages as the history :meth:`NewsQA.stream` takes (an answer with the URLs it cited)."""
+    def cited(extra: dict) -> list[str]:
+        if extra.get("abstained"):
+            return []
+        return [s["url"] for s in extra.get("sources") or () if s.get("n") in set(extra.get("cited") or ())]
+
+    return [{"role": t["role"], "content": t["content"], "cited_urls": cited(t.get("extra") or {})} for t in turns]
 
 
 def add_routes(app, service, errors) -> None:

@@ -13,6 +13,12 @@ flow for one turn is::
   (:data:`REWRITE_PROMPT`, greedy, one line, at most ``REWRITE_TOKENS`` tokens); an empty, multi-line or
   over-long reply, or one that brings in no word of the earlier turns (the follow-up handed back as it
   was), falls back to this question followed by the previous one (:func:`fallback`).
+* **The cited articles first.** A follow-up that refers back (it needed the rewrite) is answered from the
+  articles the previous answer cited: their passages, ranked by the standalone question, take the slots
+  first, and only the slots they leave are filled from the whole index (:func:`cited_articles`,
+  :meth:`rag_news.retrieve.NewsRetriever.search_within`). The previous answer's sources come with
+  :class:`~rag_news.answer.Answer` objects, the server's stored turns and the ``Sources:`` list rag-news
+  appends to its OpenAI-compatible replies; a history without them is searched index-wide as before.
 * **Conversation slice.** At most :data:`HISTORY_TURNS` earlier exchanges, each message cut to
   :data:`HISTORY_CHARS` characters, their ``[n]`` citation marks removed (they numbered another turn's
   passages) and neutralised like the passages (:func:`rag_news.context.neutralize`).
@@ -68,7 +74,8 @@ class AskOptions:
     page states them, or host names: ``bbc.co.uk`` also matches ``www.bbc.co.uk``). ``safe_mode``: the
     guardrail (see the module docstring). ``style``: a style hint (a chat system message): how to phrase
     the answer, never a change of the grounding rules. ``max_tokens`` / ``temperature`` / ``stop``: for
-    this generation only. ``rewrite``: make follow-ups standalone (default on)."""
+    this generation only. ``rewrite``: make follow-ups standalone (default on). ``focus``: a follow-up that refers back reads the
+    articles the previous answer cited first (default on)."""
 
     today: str | None = None
     k: int | None = None
@@ -79,6 +86,7 @@ class AskOptions:
     temperature: float | None = None
     stop: tuple[str, ...] = ()
     rewrite: bool = True
+    focus: bool = True
 
     def __post_init__(self) -> None:
         if self.today:
@@ -115,10 +123,13 @@ def as_turns(history: Iterable[Any] | None) -> list[Turn]:
         if isinstance(item, Turn):
             out.append(item)
         elif hasattr(item, "question") and hasattr(item, "answer"):
+            cited = [] if getattr(item, "abstained", False) else \
+                [s.url for s in getattr(item, "sources", ()) if s.n in set(getattr(item, "cited", ()))]
             out += [Turn("user", getattr(item, "standalone_question", None) or item.question),
-                    Turn("assistant", item.answer)]
+                    Turn("assistant", item.answer, {"cited_urls": cited})]
         elif isinstance(item, dict):
-            out.append(Turn(str(item.get("role", "user")), _text(item.get("content"))))
+            urls = [u for u in item.get("cited_urls") or () if isinstance(u, str)]
+            out.append(Turn(str(item.get("role", "user")), _text(item.get("content")), {"cited_urls": urls}))
         else:
             role, content = item
             out.append(Turn(str(role), _text(content)))
@@ -137,6 +148,13 @@ def needs_rewrite(question: str, turns: Sequence[Turn]) -> bool:
     if not any(t.role == "user" for t in turns):
         return False
     return bool(_REFERRING.search(question) or _FRAGMENT.match(question) or len(question.split()) <= 3)
+
+
+def cited_articles(turns: Sequence[Turn]) -> list[str]:
+    """The article URLs the last answer cited (empty when it abstained, cited nothing or came with no
+    sources): a follow-up that refers back is answered from these first (see the module docstring)."""
+    last = next((t for t in reversed(turns) if t.role == "assistant"), None)
+    return list(dict.fromkeys((last.extra.get("cited_urls") or ()) if last else ()))
 
 
 def fallback(question: str, turns: Sequence[Turn]) -> str:

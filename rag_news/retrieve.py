@@ -159,9 +159,41 @@ class NewsRetriever(BaseRetriever):
             out = sorted(out, key=lambda d: -d.metadata["rerank_score"])[:k]
         return out
 
+    def search_within(self, query: str, urls: list[str], k: int | None = None, since: str | None = None,
+                      until: str | None = None) -> list[Document]:
+        """The ``k`` best passages of the articles at ``urls`` only (a follow-up about the articles the
+        previous answer cited). Ranked by the fused score ``query`` gives them among the index-wide
+        candidates; their other passages follow in article order (no score: they were not among the
+        candidates). Explicit ``since`` / ``until`` still bound the articles; a removed article is skipped."""
+        k = k or self.k
+        idx = self.index
+        keys = list(dict.fromkeys(key for key in (idx.key_for_url(u) for u in urls if u) if key))
+        records = [r for r in (idx.article(key) for key in keys) if r and _within(r, since, until)]
+        if not records or not query.strip():
+            return []
+        wanted = {cid: n for n, cid in enumerate(c for r in records for c in r.get("chunk_ids") or ())}
+        fused = self.candidates(query, max(self.fetch_k, k * 4), Window())
+        ranked = sorted((c for c in fused if c in wanted), key=lambda c: -fused[c]["score"])
+        rest = sorted(set(wanted) - set(ranked), key=wanted.get)
+        docs = {d.id: d for d in idx.chunks_by_id(rest)} if rest else {}
+        out = [Document(page_content=fused[c]["doc"].page_content, id=c, metadata={
+            **fused[c]["doc"].metadata, "score": fused[c]["score"], "dense_score": fused[c]["dense"], "focus": True})
+            for c in ranked]
+        out += [Document(page_content=docs[c].page_content, id=c, metadata={
+            **docs[c].metadata, "score": 0.0, "dense_score": None, "focus": True}) for c in rest if c in docs]
+        return out[:k]
+
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
                                 k: int | None = None, since: str | None = None,
                                 until: str | None = None) -> list[Document]:
         """LangChain's entry point: ``invoke(query, k=..., since=..., until=...)`` overrides the
         retriever's own ``k`` and date window for this call."""
         return self.search(query, k=k, since=since, until=until)
+
+
+def _within(record: dict, since: str | None, until: str | None) -> bool:
+    """Whether an article's publication date lies within explicit bounds (an undated one always does)."""
+    published = str(record.get("published") or "")[:10]
+    if not published:
+        return True
+    return (not since or published >= parse_since(since)) and (not until or published <= parse_since(until, "--until"))

@@ -92,7 +92,7 @@ def test_follow_up_is_rewritten_retrieved_and_answered_from_this_turns_passages_
     assert "Earlier in this conversation" in human and "User: " + FIRST in human
     assert "Question: " + REWRITE in human and "tram depot on Quarry Lane" in human
     assert "Quarry Lane [1]" not in human.split("<context>")[1].split("</context>")[1]  # old citations removed
-    without = qa.ask(FOLLOW, history=[first], rewrite=False)  # the rewrite is what finds the article
+    without = qa.ask(FOLLOW, history=[first], rewrite=False, focus=False)  # the rewrite is what finds it
     assert without.standalone_question == FOLLOW and not library(without.sources[0].url)
 
 
@@ -103,6 +103,42 @@ def test_a_reader_that_gives_no_rewrite_falls_back_and_still_finds_the_article_w
     human = qa.llm.calls[-1]["messages"][-1][1]  # the reader answers the follow-up, not the earlier question
     assert human.rstrip().endswith("Question: " + FOLLOW)
     assert "following up on" not in human and "User: " + FIRST in human  # the subject: in the conversation
+
+
+def test_a_follow_up_reads_the_articles_the_previous_answer_cited_first_with_a_stub_reader(sample_settings):
+    qa = NewsQA(sample_settings, llm=stub())
+    first = qa.ask(FIRST)
+    assert first.cited and library(first.sources[first.cited[0] - 1].url)
+    # searched as it stands (no rewrite), the follow-up finds another article first — unless the cited one is read first
+    focused = qa.ask(FOLLOW, history=[first], rewrite=False)
+    assert focused.sources and library(focused.sources[0].url) and "6.4 million" in focused.answer
+    library_passages = [s for s in focused.sources if library(s.url)]
+    assert focused.sources[:len(library_passages)] == library_passages  # the cited article's passages come first
+    assert not library(qa.ask(FOLLOW, history=[first], rewrite=False, focus=False).sources[0].url)
+    history = [{"role": "user", "content": FIRST}, {"role": "assistant", "content": "x", "cited_urls": [first.sources[0].url]}]
+    assert conv.cited_articles(conv.as_turns(history)) == [first.sources[0].url]
+    assert conv.cited_articles(conv.as_turns([first])) == [first.sources[n - 1].url for n in first.cited]
+    first.abstained = True
+    assert conv.cited_articles(conv.as_turns([first])) == []  # an abstention cited nothing
+
+
+def test_cited_urls_come_back_from_stored_turns_and_from_the_sources_list_of_a_chat_completion():
+    from types import SimpleNamespace as M
+
+    from rag_news.chat_api import chat_history, history_of
+
+    stored = [{"role": "user", "content": "q", "extra": {}},
+              {"role": "assistant", "content": "a [2]", "extra": {"cited": [2], "abstained": False, "sources": [
+                  {"n": 1, "url": "http://127.0.0.1/a.html"}, {"n": 2, "url": "http://127.0.0.1/b.html"}]}},
+              {"role": "assistant", "content": "no", "extra": {"cited": [1], "abstained": True,
+                                                               "sources": [{"n": 1, "url": "http://127.0.0.1/a.html"}]}}]
+    assert [t["cited_urls"] for t in history_of(stored)] == [[], ["http://127.0.0.1/b.html"], []]
+    reply = "It costs 6.4 million [1].\n\nSources:\n[1] Library — a depot — http://127.0.0.1/lib.html\n[3] Two — http://127.0.0.1/t.html"
+    _, history, question = chat_history([M(role="user", content=FIRST), M(role="assistant", content=reply),
+                                         M(role="user", content=FOLLOW)])
+    assert question == FOLLOW and history[1]["content"] == "It costs 6.4 million [1]."
+    assert history[1]["cited_urls"] == ["http://127.0.0.1/lib.html", "http://127.0.0.1/t.html"]
+    assert history[0]["cited_urls"] == []
 
 
 def test_today_k_and_outlets_are_taken_per_request_with_a_stub_reader(sample_settings):

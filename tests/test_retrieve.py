@@ -90,3 +90,21 @@ def test_a_cross_encoder_reranks_the_fused_candidates(site_index, tmp_path):
     expected = [plain[i].metadata["chunk_id"] for i in sorted(range(len(plain)), key=lambda i: -scores[i])[:3]]
     assert [d.metadata["chunk_id"] for d in reranked] == expected
     assert all("rerank_score" in d.metadata for d in reranked)
+
+
+def test_search_within_reads_only_the_given_articles_ranked_by_the_query(site_index):
+    r = NewsRetriever(index=site_index, k=4, max_gap=None)
+    hospital = next(d.metadata["url"] for d in r.invoke("nurses recruited for the children's wing")
+                    if d.metadata["url"].endswith("hospital-wing.html"))
+    question = "How many homes will the Larkspur Bay tidal plant power?"
+    assert not r.invoke(question)[0].metadata["url"].endswith("hospital-wing.html")  # index-wide: another article
+    within = r.search_within(question, [hospital], k=3)
+    assert within and {d.metadata["url"] for d in within} == {hospital} and all(d.metadata["focus"] for d in within)
+    chunks = site_index.article(site_index.key_for_url(hospital))["chunk_ids"]
+    assert len(within) == min(3, len(chunks)) and len({d.id for d in within}) == len(within)
+    nurses = r.search_within("How many nurses were recruited?", [hospital], k=1)[0]
+    assert nurses.metadata["dense_score"] is not None and "nurse" in nurses.page_content.lower()  # ranked by the query
+    assert r.search_within(question, ["http://127.0.0.1:1/no-such-article.html"]) == []
+    published = site_index.article(site_index.key_for_url(hospital))["published"][:10]
+    assert r.search_within(question, [hospital], until="1999-01-01") == []  # explicit bounds still hold
+    assert r.search_within(question, [hospital], since=published, until=published)
