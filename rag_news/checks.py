@@ -2,6 +2,8 @@
 
 * :func:`is_abstention` — the answer is the fixed abstention sentence and nothing else ("I don't know,
   but ... [1]" is an answer, not an abstention).
+* :func:`declines` — an answer that only says, in its own words, that the passages do not say (treated as
+  the abstention it is).
 * :func:`citations` — the ``[n]`` an answer cites, split into passages that exist and numbers that do not.
 * :func:`key_terms` — what an answer asserts that can be checked: its figures and its names.
 * :func:`unsupported_figures` — figures that no passage (nor the question) contains: invented.
@@ -31,6 +33,27 @@ _STOPWORDS = frozenset(
     "what when where which who will with would you your".split())
 _ABSTAIN_FORMS = ("i don't know based on the indexed articles", "i do not know based on the indexed articles",
                   "i don't know", "i do not know")
+
+
+_WHERE = r"(?:in|by|from)\s+(?:the\s+|these\s+|any\s+)?(?:given\s+|provided\s+|above\s+)?(?:passages?|articles?|context|texts?|sources?)"
+_DECLINES = re.compile(
+    rf"\bnot\s+(?:specified|mentioned|stated|provided|given|disclosed|reported|included)\s+{_WHERE}"
+    r"|\b(?:passages?|articles?|context|texts?|sources?)\s+(?:do|does|did)\s*(?:n[o']t)\s+"
+    r"(?:provide|mention|say|state|specify|contain|include|give|disclose|report)\b"
+    r"|\bno\s+(?:information|mention|details?)\s+(?:about|on|of|regarding)\b", re.IGNORECASE)
+
+
+def declines(answer: str) -> bool:
+    """The answer says, in its own words, that the passages do not hold what was asked ("The cost is not
+    specified in the given passages.") and states nothing else: no figure before those words, no figure, ";"
+    or ":" after them, no "but" / "however" anywhere (an answer that goes on to give something is an answer)."""
+    text = " ".join(answer.split()).replace("’", "'")
+    m = _DECLINES.search(text)
+    if not m or re.search(r"\d", text[: m.start()]):
+        return False
+    after = without_citations(text[m.end():])
+    return not re.search(r"[;:]|\d", after) and \
+        not re.search(r"\b(?:but|however|although|though|instead)\b", text, re.IGNORECASE)
 
 
 def without_citations(text: str) -> str:

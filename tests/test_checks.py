@@ -2,7 +2,9 @@
 
 from langchain_core.documents import Document
 
-from rag_news.checks import (ABSTAIN, attribute, citations, contains, is_abstention, key_terms, restates,
+import pytest
+
+from rag_news.checks import (ABSTAIN, attribute, citations, contains, declines, is_abstention, key_terms, restates,
                              supporting, unsupported_figures)
 
 
@@ -15,6 +17,20 @@ def test_only_the_bare_abstention_sentence_is_an_abstention():
     assert is_abstention("") and is_abstention("I do not know.")
     assert not is_abstention("I don't know, but the plant cost 118 million euros [1].")
     assert not is_abstention("The plant cost 118 million euros [1].")
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ("The cost of the ID. Space Vizzion wagon is not specified in the given passages.", True),  # seen on Qwen 1.5B
+    ("The passage does not provide information about the payment amount.", True),
+    ("The passages do not mention his age [1].", True),
+    ("There is no information about the price.", True),
+    ("The price is not specified in the passages, but the battery is 82 kWh [1].", False),
+    ("The tickets go on sale Friday, Dec. 6 [1]. The price is not stated in the passages.", False),
+    ("The passage does not provide the exact date; it was in June [2].", False),
+    ("He was not given a penalty in the game [2].", False),
+    ("Each of them had to pay $250,000 [2].", False)])
+def test_an_answer_that_only_says_the_passages_do_not_say_declines(answer, expected):
+    assert declines(answer) is expected
 
 
 def test_citations_in_range_and_out_of_range_are_told_apart():

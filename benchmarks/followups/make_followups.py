@@ -38,6 +38,11 @@ CONVERSATIONS = [
     ("dev-16", "For how many nights did they watch?", ["17"]),
     ("dev-14", "How old is he?", {"absent": [r"years old", r"\baged\b", r"\bage\b", r", \d\d,"]}),
     ("dev-07", "How much do the tickets cost?", {"absent": [r"\$", r"\bprice", r"\bcost"]}),
+    # unanswerable follow-ups that refer back to an article turn 1 is answered from (the cited article is
+    # read first, so these check that its passages do not make the reader answer what they do not hold)
+    ("dev-01", "How much will it cost?", {"absent": [r"\$", r"€", r"\bprice", r"\bcosts?\b(?! effective)", r"\bmsrp\b"]}),
+    ("dev-04", "How old is the winner?", {"absent": [r"years old", r"\baged\b", r"\bage\b", r", \d\d,"]}),
+    ("dev-16", "How old is he?", {"absent": [r"years old", r"\baged\b", r"\bage\b", r", \d\d,"]}),
 ]
 
 
