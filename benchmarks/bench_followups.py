@@ -53,12 +53,14 @@ def run_one(qa: NewsQA, conv: dict, baseline: bool = True, focus_baseline: bool 
     row = {"id": conv["id"], "answerable": bool(t2["answers"]),
            "turn1": {"answer": a1.answer, "abstained": a1.abstained, "correct": correct(a1, t1["answers"])},
            "rewrite": {"question": with_rw.standalone_question, "seconds": with_rw.timings.get("rewrite"),
-                       "answer": with_rw.answer, "abstained": with_rw.abstained,
+                       "answer": with_rw.answer, "abstained": with_rw.abstained, "note": with_rw.note,
+                       "raw_answer": with_rw.raw_answer,
                        "correct": correct(with_rw, t2["answers"]), "hit@4": hit(conv, with_rw.retrieved)},
            "no_rewrite": {"answer": without.answer, "abstained": without.abstained,
                           "correct": correct(without, t2["answers"]), "hit@4": hit(conv, without.retrieved)}
            if without else None,
-           "no_focus": {"answer": unfocused.answer, "abstained": unfocused.abstained,
+           "no_focus": {"answer": unfocused.answer, "abstained": unfocused.abstained, "note": unfocused.note,
+                        "raw_answer": unfocused.raw_answer,
                         "correct": correct(unfocused, t2["answers"]), "hit@4": hit(conv, unfocused.retrieved)}
            if unfocused else None,
            "bare_hit@4": hit(conv, search(t2["question"])),

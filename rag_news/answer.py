@@ -310,8 +310,8 @@ def build_chain(retriever, llm, compress: Callable[[str, list[Document]], list[D
     def too_far(x: dict) -> bool:
         if not x["passages"]:
             return True
-        if any(d.metadata.get("window_filtered") for d in x["passages"]):
-            return False  # "what happened yesterday?": the date chose the passages, not their wording
+        if any(d.metadata.get("window_filtered") or d.metadata.get("focus") for d in x["passages"]):
+            return False  # "what happened yesterday?" / a follow-up: the date or the conversation chose the passages
         rel = best_relevance(x["passages"])
         return min_relevance > 0 and rel is not None and rel < min_relevance
 
@@ -548,6 +548,8 @@ class NewsQA:
             interrupt(self.llm, False)  # a stop asked for the previous question does not stop this one
             if history:  # the follow-up made standalone first, as on the one-retrieval path
                 question = self._turn_input(question, history, opts)[0]["search"]
+            if (yield from self._arithmetic(question, since, until, opts)):
+                return
             yield from stream_research(self, question, since=since, until=until, k=opts.k, outlets=opts.outlets)
             return
         chain = self.chain()  # loads the model before anything is timed
@@ -585,6 +587,19 @@ class NewsQA:
         if answer.raw_answer is not None:
             yield Retraction(answer.note or "withheld")
         yield answer
+
+    def _arithmetic(self, question: str, since, until, opts):
+        """Research mode's first step for a question combining two figures (:mod:`rag_news.decompose`):
+        yields its events; returns True when it answered (False: research mode takes the question)."""
+        from .decompose import plan, stream_decomposed
+        p = plan(question) if getattr(self.settings, "research_arithmetic", True) else None
+        if p is None:
+            return False
+        for item in stream_decomposed(self, question, p, since=since, until=until, k=opts.k, outlets=opts.outlets):
+            if item is None:
+                return False
+            yield item
+        return True
 
     def _turn_input(self, question: str, history, opts) -> tuple[dict, dict]:
         """This turn's chain input (standalone question, conversation slice, per-request knobs) and the
@@ -650,6 +665,10 @@ class NewsQA:
         elif text == ABSTAIN and rel is not None and rel < self.relevance_floor():
             answer.note = f"no passage is close enough to the question (best {rel:.2f} < {self.relevance_floor():.2f})"
         if answer.abstained:
+            return answer
+        if checks.declines(text):  # "The price is not specified in the passages.": an abstention in other words
+            answer.raw_answer, answer.answer, answer.abstained = text, ABSTAIN, True
+            answer.note = "the reader said the passages do not hold the answer"
             return answer
         if self.verifies():
             bad = checks.unsupported_figures(text, question, docs)

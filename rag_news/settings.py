@@ -158,6 +158,7 @@ class Settings:
     # research mode (rag_news.research): the reader runs its own searches before answering
     research: str = "never"  # never: one retrieval | auto: rules pick multi-article questions | always
     research_max_calls: int = 3  # tool calls (search_news / open_article) the reader may make per question
+    research_arithmetic: bool = True  # research mode: two-figure questions as two sub-questions (rag_news.decompose)
     research_tool_format: str = "auto"  # llama.cpp readers: auto (template tools if it has them) | template | grammar
     # progress bars: None = only when stderr is a terminal
     progress: bool | None = None

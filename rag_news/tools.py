@@ -91,9 +91,10 @@ def index_status(qa) -> dict[str, Any]:
 
 
 class ToolCall:
-    """One tool call the reader made in research mode (streamed before the answer's tokens): ``name``
-    (``search_news`` / ``open_article``), its ``arguments``, and what came back — ``passages`` (the numbers
-    the new passages got in the answer's prompt) or ``error`` (the message the reader was shown)."""
+    """One tool call made in research mode (streamed before the answer's tokens): ``name``
+    (``search_news`` / ``open_article`` by the reader, ``ask_news`` for a sub-question of
+    :mod:`rag_news.decompose`), its ``arguments``, and what came back — ``passages`` (the numbers the new
+    passages got in the answer's prompt) or ``error`` (the message the reader was shown)."""
 
     def __init__(self, name: str, arguments: dict[str, Any], passages: list[int] | None = None,
                  error: str | None = None):
@@ -107,6 +108,8 @@ class ToolCall:
         if self.name == "search_news":
             extra = "".join(f" {k}={v}" for k, v in self.arguments.items() if k != "query" and v)
             text = f'searching: "{self.arguments.get("query", "")}"{extra}'
+        elif self.name == "ask_news":  # a sub-question of a two-figure question (rag_news.decompose)
+            text = f'asking: "{self.arguments.get("question", "")}"'
         else:
             text = f"opening: [{self.arguments.get('n', '?')}]"
         return text + (f" (error: {self.error})" if self.error else "")

@@ -54,6 +54,19 @@ def test_offline_default_is_the_packaged_qwen_and_its_answer_cites_the_right_pas
     assert a.retrieved[0].endswith("/2026/11/library-eastmoor.html") and set(a.timings) == {"retrieve", "generate"}
 
 
+def test_an_answer_saying_the_passages_do_not_say_is_an_abstention_with_a_stub_reader(news_index):
+    """The check under test, not the model: the reader's own words for "not in the passages"."""
+    said = "The opening date is not specified in the given passages [1]."
+    qa = NewsQA(news_index.replace(min_relevance=0, context_tokens=0, k=3), llm=stub_reader(said))
+    items = list(qa.stream(ANSWERABLE))
+    answer = items[-1]
+    assert answer.abstained and answer.answer == ABSTAIN and answer.raw_answer == said and not answer.cited
+    assert isinstance(items[-2], Retraction) and "do not hold" in items[-2].reason
+    partial = NewsQA(news_index.replace(min_relevance=0, context_tokens=0, k=3),
+                     llm=stub_reader("The cost is not stated in the passages, but it opens in the old tram depot [1]."))
+    assert not partial.ask(ANSWERABLE).abstained  # it goes on to answer: an answer
+
+
 def test_an_invented_figure_is_withheld_and_the_streamed_text_retracted_with_a_stub_reader(news_index):
     """The check under test, not the model: a stub reader writes a figure no passage holds, every time."""
     invented = "The library will seat 4825 readers [1]."

@@ -34,6 +34,8 @@ def page_server(sample_settings, tmp_path_factory):  # noqa: F811
         ("built", "The Eastmoor branch library will be built in the old tram depot on Quarry Lane [1]."),
         ("visitors", "The Eastmoor branch library expects 912,345 visitors in its first year [1]."),
         (HOLD, " ".join(["The library will open in the old depot [1]."] * 3)),
+        ("number of beds", "St Brennan's new children's wing has 36 beds [1]."),  # a two-figure question's sides
+        ("number of rooms", "Larkspur College has 900 rooms for student housing [1]."),
         ("student housing", "Larkspur College has 900 rooms for student housing [4].")],
         plans=[("student housing", [("search_news", {"query": "Larkspur College student housing rooms"})])],
         rewrites={"How much will it cost?": "How much will the Eastmoor branch library conversion cost?"})
@@ -222,4 +224,11 @@ def test_research_searches_are_shown_before_the_answer_and_k_caps_the_sources(pa
     assert "new passage" in searches.first.inner_text()
     assert box.evaluate("b => b.querySelector('ul.tools').nextElementSibling === b.querySelector('.text')")
     assert "900 rooms" in box.locator(".text").inner_text()
+    ask(pg, "Which is larger: the number of beds in St Brennan's new children's wing, or the number of rooms "
+            "Larkspur College has for student housing?")  # split into two sub-questions, each shown
+    wait_done(pg)
+    asked = last_answer(pg).get_by_role("list", name="Searches made").locator("li")
+    assert asked.count() == 2 and asked.nth(0).inner_text().startswith("Asking: “What is the number of beds")
+    assert asked.nth(1).inner_text().startswith("Asking: “What is the number of rooms")
+    assert last_answer(pg).locator(".text").inner_text().startswith("The larger is the number of rooms")
     assert unexpected(pg.problems) == []

@@ -115,6 +115,10 @@ def test_a_follow_up_reads_the_articles_the_previous_answer_cited_first_with_a_s
     library_passages = [s for s in focused.sources if library(s.url)]
     assert focused.sources[:len(library_passages)] == library_passages  # the cited article's passages come first
     assert not library(qa.ask(FOLLOW, history=[first], rewrite=False, focus=False).sources[0].url)
+    # the conversation chose those passages, not the follow-up's few words: the relevance floor does not judge them
+    floored = NewsQA(sample_settings.replace(min_relevance=0.99), llm=stub())
+    assert "6.4 million" in floored.ask(FOLLOW, history=[first], rewrite=False).answer
+    assert floored.ask(FOLLOW, history=[first], rewrite=False, focus=False).abstained
     history = [{"role": "user", "content": FIRST}, {"role": "assistant", "content": "x", "cited_urls": [first.sources[0].url]}]
     assert conv.cited_articles(conv.as_turns(history)) == [first.sources[0].url]
     assert conv.cited_articles(conv.as_turns([first])) == [first.sources[n - 1].url for n in first.cited]

@@ -35,8 +35,9 @@ def mini_index(tmp_path_factory, cache_dir, site_article_urls):
 
     s = make_settings(tmp_path_factory.mktemp("research"), cache_dir)
     assert index_urls(site_article_urls, s).pages_ok == len(site_article_urls)
-    return s.replace(today="2026-11-23", min_relevance=0, context_tokens=0, k=3,
-                     max_gap=0)  # every search fills its k: the tools' mechanics, not the gap, are tested here
+    # every search fills its k: the tools' mechanics, not the gap, are tested here; the reader's own tool loop
+    # is, so two-figure questions are not first split into sub-questions (that step: tests/test_decompose.py)
+    return s.replace(today="2026-11-23", min_relevance=0, context_tokens=0, k=3, max_gap=0, research_arithmetic=False)
 
 
 def stub_reader(text: str) -> GenericFakeChatModel:

@@ -76,7 +76,8 @@
     let list = box.querySelector("ul.tools");
     if (!list) { list = el("ul", "tools"); list.setAttribute("aria-label", "Searches made"); box.querySelector(".text").before(list); }
     const args = call.arguments || {};
-    const what = call.name === "search_news" ? "Searching: “" + (args.query || "") + "”" : "Opening passage [" + args.n + "]";
+    const what = call.name === "search_news" ? "Searching: “" + (args.query || "") + "”"
+      : call.name === "ask_news" ? "Asking: “" + (args.question || "") + "”" : "Opening passage [" + args.n + "]";
     const found = call.error ? " — error: " + call.error : " — " + (call.passages || []).length + " new passage(s)";
     list.append(el("li", call.error ? "tool error" : "tool", what + found));
   }
