@@ -31,7 +31,9 @@ ASK_DESCRIPTION = (
     "cites passages as [n], matching sources[n-1]; abstained is true (answer 'I don't know.') when no "
     "passage states the answer, which is a valid result, not an error. research: 'auto' (default) lets the "
     "reader run extra searches only for questions that need two articles (comparisons, 'before/after', "
-    "sums); 'always' forces that; 'never' keeps one retrieval. searches lists the searches it ran. "
+    "sums; a question comparing or adding two figures is asked as two sub-questions and the arithmetic done "
+    "for it); 'always' forces that; 'never' keeps one retrieval. searches lists the searches and "
+    "sub-questions it ran. "
     "Slow: a local model writes the answer (tens of seconds)."
 )
 STORIES_DESCRIPTION = (
