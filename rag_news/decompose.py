@@ -25,7 +25,8 @@ from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Iterator, Sequence
 
-from .figures import _DATES, canonical, figures
+from .checks import without_citations
+from .figures import _DATES, _SCALE_ABBR, _SCALES, canonical, figures
 from .tools import ToolCall
 
 _BIGGER = r"larger|bigger|greater|higher|more"
@@ -40,7 +41,6 @@ _DIFFERENCE = re.compile(rf"^\s*how\s+much\s+(?P<dir>{_BIGGER}|{_SMALLER})\s+(?P
                          r"\s+than\s+(?P<b>.+?)\?\s*$", re.IGNORECASE)
 _FIGURE = re.compile(r"(?P<cur>[$€£])?\s?(?<![\w.])(?P<num>\d[\d,]*(?:\.\d+)?)"
                      r"(?:\s*(?P<scale>million|billion|trillion|thousand|bn)\b)?", re.IGNORECASE)
-_SCALE = {"thousand": 10 ** 3, "million": 10 ** 6, "billion": 10 ** 9, "bn": 10 ** 9, "trillion": 10 ** 12}
 
 
 @dataclass
@@ -102,7 +102,7 @@ def _plan(op: str, a: str, b: str, verb: str) -> Plan | None:
 
 def figure_of(answer: str, question: str) -> Figure | None:
     """The first figure an answer states that its question does not (dates and citation marks aside)."""
-    text = _DATES.sub(" ", re.sub(r"\[\d+(?:\s*,\s*\d+)*\]", " ", answer))
+    text = _DATES.sub(" ", without_citations(answer))
     asked = figures(question)
     for m in _FIGURE.finditer(text):
         try:
@@ -112,7 +112,7 @@ def figure_of(answer: str, question: str) -> Figure | None:
         if canonical(value) in asked:
             continue
         scale = (m["scale"] or "").lower()
-        return Figure(value * _SCALE.get(scale, 1), m["cur"] or "", m.group().strip())
+        return Figure(value * _SCALES.get(_SCALE_ABBR.get(scale, scale), 1), m["cur"] or "", m.group().strip())
     return None
 
 
@@ -168,14 +168,14 @@ def stream_decomposed(qa, question: str, p: Plan, since: str | None = None, unti
         yield ToolCall("ask_news", {"question": sub}, passages=[n + offset for n in a.cited],
                        error=None if not a.abstained else (a.note or "no answer in the indexed articles"))
         if a.abstained:
-            yield _abstained(qa, question, subs, t0, f"no answer found for: {sub}")
+            yield _abstained(question, subs, t0, f"no answer found for: {sub}")
             return
         figs.append(figure_of(a.answer, sub))
     result = None if None in figs else combine(p.op, figs[0], figs[1])
     if result is None:
         yield None
         return
-    answer = _merged(qa, question, subs, t0)
+    answer = _merged(question, subs, t0)
     offsets = [0, len(subs[0].sources)]
     marks = ["".join(f"[{n + off}]" for n in a.cited) for a, off in zip(subs, offsets)]
     answer.answer = sentence(p, figs, marks, result)
@@ -184,7 +184,7 @@ def stream_decomposed(qa, question: str, p: Plan, since: str | None = None, unti
     yield answer
 
 
-def _merged(qa, question: str, subs: list, t0: float):
+def _merged(question: str, subs: list, t0: float):
     """One Answer over the sub-answers' passages (renumbered in order), citing what they cited."""
     from .answer import Answer
 
@@ -202,9 +202,9 @@ def _merged(qa, question: str, subs: list, t0: float):
                   standalone_question=question)
 
 
-def _abstained(qa, question: str, subs: list, t0: float, note: str):
+def _abstained(question: str, subs: list, t0: float, note: str):
     from .checks import ABSTAIN
 
-    answer = _merged(qa, question, subs, t0)
+    answer = _merged(question, subs, t0)
     answer.answer, answer.abstained, answer.cited, answer.note = ABSTAIN, True, [], note
     return answer
