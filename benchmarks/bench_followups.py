@@ -3,7 +3,8 @@ by NewsQA with the offline default reader (packaged Qwen2.5-1.5B on llama.cpp), 
 
 Per conversation: turn 1 alone; turn 2 with the history and the rewrite (the reader makes it standalone);
 turn 2 with the history but no rewrite (retrieval on the bare follow-up); turn 2 with the rewrite but without
-the articles turn 1 cited read first (``focus=False``: index-wide retrieval only). Scores:
+the articles turn 1 cited read first (``focus=False``: index-wide retrieval only); and turn 2 written out in
+full (the set's ``standalone`` form) asked alone, with no history: the same question as a standalone one. Scores:
 turn-1 and turn-2 accuracy (an accepted answer as a whole phrase, not abstained), turn-2 abstention on
 the unanswerable follow-ups, median seconds per rewrite; and, without the model, retrieval hit@4 of turn 2
 searched bare, as the rule fallback would search it, and as the reader rewrote it. ``--budget-s``: no new
@@ -42,12 +43,14 @@ def correct(answer, accepted: list[str]) -> bool:
     return not answer.abstained and any(has_phrase(answer.answer, a) for a in accepted)
 
 
-def run_one(qa: NewsQA, conv: dict, baseline: bool = True, focus_baseline: bool = True) -> dict:
+def run_one(qa: NewsQA, conv: dict, baseline: bool = True, focus_baseline: bool = True,
+            standalone: bool = True) -> dict:
     t1, t2 = conv["turns"]
     a1 = qa.ask(t1["question"])
     with_rw = qa.ask(t2["question"], history=[a1])
     without = qa.ask(t2["question"], history=[a1], rewrite=False) if baseline else None
     unfocused = qa.ask(t2["question"], history=[a1], focus=False) if focus_baseline else None
+    alone = qa.ask(t2["standalone"]) if standalone else None
     turns = as_turns([a1])
     search = lambda q: [d.metadata.get("url", "") for d in qa.retrieve(q)]  # noqa: E731
     row = {"id": conv["id"], "answerable": bool(t2["answers"]),
@@ -63,6 +66,8 @@ def run_one(qa: NewsQA, conv: dict, baseline: bool = True, focus_baseline: bool 
                         "raw_answer": unfocused.raw_answer,
                         "correct": correct(unfocused, t2["answers"]), "hit@4": hit(conv, unfocused.retrieved)}
            if unfocused else None,
+           "standalone": {"question": t2["standalone"], "answer": alone.answer, "abstained": alone.abstained,
+                          "note": alone.note, "correct": correct(alone, t2["answers"])} if alone else None,
            "bare_hit@4": hit(conv, search(t2["question"])),
            "fallback_hit@4": hit(conv, search(fallback(t2["question"], turns)))}
     return row
@@ -81,6 +86,8 @@ def summary(rows: list[dict], total: int) -> dict:
             "turn2_abstention_no_rewrite": mean([r["no_rewrite"]["abstained"] for r in una if r["no_rewrite"]]),
             "turn2_accuracy_no_focus": mean([r["no_focus"]["correct"] for r in ans if r.get("no_focus")]),
             "turn2_abstention_no_focus": mean([r["no_focus"]["abstained"] for r in una if r.get("no_focus")]),
+            "turn2_accuracy_asked_standalone": mean([r["standalone"]["correct"] for r in ans if r.get("standalone")]),
+            "turn2_abstention_asked_standalone": mean([r["standalone"]["abstained"] for r in una if r.get("standalone")]),
             "turn2_hit@4_bare": mean([r["bare_hit@4"] for r in ans]),
             "turn2_hit@4_rule_fallback": mean([r["fallback_hit@4"] for r in ans]),
             "turn2_hit@4_reader_rewrite": mean([r["rewrite"]["hit@4"] for r in ans]),
@@ -126,6 +133,8 @@ def main() -> None:
                     "per conversation)")
     ap.add_argument("--no-focus-baseline", action="store_true", help="skip turn 2 without the cited articles "
                     "read first (one answer less per conversation)")
+    ap.add_argument("--no-standalone", action="store_true", help="skip turn 2 written out in full and asked "
+                    "alone (one answer less per conversation)")
     ap.add_argument("--retrieval-only", action="store_true", help="no model: hit@4 of turn 2 searched bare and "
                     "as the rule fallback (previous question appended) searches it, on every conversation")
     args = ap.parse_args()
@@ -147,7 +156,8 @@ def main() -> None:
         for conv in convs:
             if time.perf_counter() - start > args.budget_s:
                 break
-            row = run_one(qa, conv, baseline=not args.no_baseline, focus_baseline=not args.no_focus_baseline)
+            row = run_one(qa, conv, baseline=not args.no_baseline, focus_baseline=not args.no_focus_baseline,
+                          standalone=not args.no_standalone)
             rows.append(row)
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             out.flush()

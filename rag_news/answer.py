@@ -673,7 +673,9 @@ class NewsQA:
         if self.verifies():
             bad = checks.unsupported_figures(text, question, docs)
             why = ("the answer's figure(s) " + ", ".join(bad) + " appear in no passage" if bad
-                   else "the answer only restates the question" if checks.restates(text, question) else None)
+                   else "the answer only restates the question" if checks.restates(text, question)
+                   else "the question asks for a sum of money and the answer names none"
+                   if checks.names_no_sum(text, question) else None)
             if why:
                 answer.raw_answer, answer.answer, answer.abstained = text, ABSTAIN, True
                 answer.note = "withheld: " + why

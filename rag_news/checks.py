@@ -8,6 +8,7 @@
 * :func:`key_terms` — what an answer asserts that can be checked: its figures and its names.
 * :func:`unsupported_figures` — figures that no passage (nor the question) contains: invented.
 * :func:`restates` — an "answer" that only repeats the question's words.
+* :func:`names_no_sum` — a question about money ("How much do the tickets cost?") answered with no sum.
 * :func:`supporting` — the passages that contain the answer's key terms (to check or attribute citations).
 """
 
@@ -121,6 +122,23 @@ def unsupported_figures(answer: str, question: str, docs: Sequence[Document]) ->
     for d in docs:
         seen |= _numbers(d.page_content)
     return sorted(n for n, forms in claims(_claims(answer), claims_only=True).items() if not forms & seen)
+
+
+_MONEY_QUESTION = re.compile(
+    r"\bhow\s+much\b.*\b(?:costs?|costing|pay|pays|paid|charge[ds]?|spen[dt]|spending|worth|fees?|fined?|"
+    r"budget(?:ed)?|earn(?:ed|s)?|invest(?:ed)?|funding|owe[ds]?|salary|money)\b",
+    re.IGNORECASE)
+_SUM = re.compile(
+    r"[$€£¥₹]|\b(?:USD|EUR|GBP|CAD|AUD|Rs\.?|INR|CHF|JPY|CNY)\b|\b(?:dollars?|euros?|pounds?|cents?|pence|yen|"
+    r"yuan|rupees?|francs?|crores?|lakhs?|pesos?|rubles?|roubles?|kronor|kroner|krona)\b|\bfree\b|"
+    r"\bno\s+(?:cost|charge)\b", re.IGNORECASE)
+
+
+def names_no_sum(answer: str, question: str) -> bool:
+    """``question`` asks for a sum of money ("How much will it cost?", "How much did they pay?") and the
+    answer names none: no currency sign, code or word, not "free" ("The tickets go on sale Friday." answers
+    another question)."""
+    return bool(_MONEY_QUESTION.search(question)) and not _SUM.search(without_citations(answer))
 
 
 def _stem(word: str) -> str:

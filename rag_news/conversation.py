@@ -46,14 +46,28 @@ GUARDRAIL = ("Always assist with care, respect, and truth. Respond with utmost u
              "Decline requests to insult, harass or demean anyone.")
 """Mistral's own guardrail prompt (the one ``safe_prompt`` prepends), plus a line on abuse."""
 
-REWRITE_PROMPT = """Conversation so far:
+REWRITE_PROMPT = """Rewrite a follow-up question so that it can be understood without the conversation: replace each \
+pronoun or vague reference with the person, team, thing or event it means, taken from the conversation. Do not \
+answer it.
+
+Example conversation:
+User: How many votes did the mayor of Springfield win by in the 2024 election?
+Assistant: Mayor Jane Doe won by 312 votes.
+Follow-up question: Who did she beat?
+Rewritten: Who did Springfield mayor Jane Doe beat in the 2024 election?
+
+Example conversation:
+User: What did the Acme Corp. recall on Monday?
+Assistant: Acme recalled 40,000 space heaters.
+Follow-up question: Why?
+Rewritten: Why did Acme Corp. recall 40,000 space heaters on Monday?
+
+Conversation:
 {conversation}
-
 Follow-up question: {question}
-
-Rewrite the follow-up question so that someone who has not seen the conversation understands it: replace \
-every pronoun and vague reference (he, she, it, they, that, there) with the person, thing or event it means, \
-taken from the conversation. Do not answer it. Reply with the rewritten question only, on one line."""
+Rewritten:"""
+"""Two invented examples (no dev-set article) show the 1.5B reader what a rewrite is: without them it handed
+8 of the 18 dev follow-ups back unchanged."""
 
 _REFERRING = re.compile(
     r"\b(he|she|it|they|him|her|his|hers|its|their|theirs|them|this|that|these|those|there|then|such|"
@@ -144,10 +158,21 @@ def _text(content: Any) -> str:
 
 def needs_rewrite(question: str, turns: Sequence[Turn]) -> bool:
     """Whether ``question`` leans on the conversation: there is one, and the question refers back
-    (a pronoun, "that", "there", "also") or is a bare fragment ("And the second?", "Why?")."""
+    (a pronoun, "that", "there", "also"), is a bare fragment ("And the second?", "Why?") or names nothing
+    ("When do the tickets go on sale?": no name, figure or quoted phrase, so its subject is the conversation's)."""
     if not any(t.role == "user" for t in turns):
         return False
-    return bool(_REFERRING.search(question) or _FRAGMENT.match(question) or len(question.split()) <= 3)
+    return bool(_REFERRING.search(question) or _FRAGMENT.match(question) or len(question.split()) <= 3
+                or names_nothing(question))
+
+
+def names_nothing(question: str) -> bool:
+    """No capitalised word after the first, no digit, no quoted phrase: a question that names no person,
+    place, organisation, date or figure (in a conversation, it asks about what was being discussed)."""
+    words = re.findall(r"[\w'’.-]+", question)
+    if len(words) < 2 or re.search(r"\d|[\"“”]", question):
+        return False
+    return not any(w[:1].isupper() for w in words[1:] if w.lower() != "i")
 
 
 def cited_articles(turns: Sequence[Turn]) -> list[str]:
@@ -192,10 +217,13 @@ def clean_rewrite(text: str, question: str, turns: Sequence[Turn]) -> str:
     """The reader's rewrite as one question, or :func:`fallback` when it gave none usable."""
     lines = [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()]
     line = lines[0] if lines else ""
-    line = re.sub(r"^(rewritten( follow-up)? question|standalone question|question)\s*:\s*", "", line, flags=re.I)
+    line = re.sub(r"^(rewritten( follow-up)? question|rewritten|standalone question|question)\s*:\s*", "", line,
+                  flags=re.I)
     line = line.strip().strip('"“”\'').strip()
     if not line or len(line) > 400 or len(line) < 4:
         return fallback(question, turns)
+    if question.rstrip().endswith("?") and not line.endswith("?"):
+        return fallback(question, turns)  # it answered the question instead of rewriting it
     earlier = {_norm(t.content) for t in turns if t.role == "user"}
     own = _content_words(question)
     kept = own & _content_words(line)

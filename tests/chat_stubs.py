@@ -46,9 +46,9 @@ class ScriptedReader(BaseChatModel):
     def _reply(self, messages, kwargs: dict) -> str:
         self.calls.append({"messages": [(m.type, m.content) for m in messages], "kwargs": dict(kwargs)})
         last = messages[-1].content
-        follow = re.search(r"Follow-up question: (.*)", last)
+        follow = re.findall(r"Follow-up question: (.*)", last)  # the last one: the prompt's examples come first
         if follow:
-            return self.rewrites.get(follow.group(1).strip(), "")
+            return self.rewrites.get(follow[-1].strip(), "")
         question = last.rsplit("Question:", 1)[-1]
         return next((reply for key, reply in self.rules if key in question), self.default)
 

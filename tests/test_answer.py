@@ -67,6 +67,20 @@ def test_an_answer_saying_the_passages_do_not_say_is_an_abstention_with_a_stub_r
     assert not partial.ask(ANSWERABLE).abstained  # it goes on to answer: an answer
 
 
+def test_a_money_question_answered_with_no_sum_is_withheld_with_a_stub_reader(news_index):
+    """The check under test, not the model: asked what the conversion costs, the reader tells when it opens."""
+    question = "How much will the conversion of the Eastmoor tram depot cost?"
+    off = "The conversion of the tram depot will open next year [1]."
+    qa = NewsQA(news_index.replace(min_relevance=0, context_tokens=0, k=3), llm=stub_reader(off))
+    items = list(qa.stream(question))
+    answer = items[-1]
+    assert answer.abstained and answer.answer == ABSTAIN and answer.raw_answer == off
+    assert isinstance(items[-2], Retraction) and "sum of money" in items[-2].reason
+    paid = NewsQA(news_index.replace(min_relevance=0, context_tokens=0, k=3),
+                  llm=stub_reader("The conversion is budgeted at 6.4 million euros [1]."))
+    assert not paid.ask(question).abstained  # a sum: an answer
+
+
 def test_an_invented_figure_is_withheld_and_the_streamed_text_retracted_with_a_stub_reader(news_index):
     """The check under test, not the model: a stub reader writes a figure no passage holds, every time."""
     invented = "The library will seat 4825 readers [1]."

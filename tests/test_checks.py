@@ -4,8 +4,8 @@ from langchain_core.documents import Document
 
 import pytest
 
-from rag_news.checks import (ABSTAIN, attribute, citations, contains, declines, is_abstention, key_terms, restates,
-                             supporting, unsupported_figures)
+from rag_news.checks import (ABSTAIN, attribute, citations, contains, declines, is_abstention, key_terms,
+                             names_no_sum, restates, supporting, unsupported_figures)
 
 
 def _doc(text, n=1):
@@ -31,6 +31,19 @@ def test_only_the_bare_abstention_sentence_is_an_abstention():
     ("Each of them had to pay $250,000 [2].", False)])
 def test_an_answer_that_only_says_the_passages_do_not_say_declines(answer, expected):
     assert declines(answer) is expected
+
+
+@pytest.mark.parametrize("answer, question, expected", [
+    ("The tickets go on sale at 10 a.m. Friday, Dec. 6 [1].", "How much do the tickets cost?", True),
+    ("Tickets cost $49.50 to $150 [1].", "How much do the tickets cost?", False),
+    ("Each team was fined 250,000 dollars [2].", "How much did each of them have to pay?", False),
+    ("The conversion is budgeted at 6.4 million euros [1].", "How much will it cost?", False),
+    ("Entry is free [1].", "How much does it cost to get in?", False),
+    ("It will cost a lot [1].", "How much will it cost?", True),
+    ("Prices rose 3% [1].", "How much did prices rise?", False),  # not a question about a sum of money
+    ("It grew 12 metres [1].", "How much did the tree grow?", False)])
+def test_a_money_question_answered_with_no_sum_is_told(answer, question, expected):
+    assert names_no_sum(answer, question) is expected
 
 
 def test_citations_in_range_and_out_of_range_are_told_apart():

@@ -45,13 +45,38 @@ CONVERSATIONS = [
     ("dev-16", "How old is he?", {"absent": [r"years old", r"\baged\b", r"\bage\b", r", \d\d,"]}),
 ]
 
+# each turn 2 written out as someone who had not seen the conversation would ask it (its references replaced
+# by what turn 1 established, its own words kept): bench_followups.py asks these alone, so a follow-up's
+# accuracy can be set beside the same question asked standalone
+STANDALONE = [
+    "How big is the battery of Volkswagen's ID. Space Vizzion electric wagon concept?",
+    "How much did each of the Browns and the Steelers have to pay after the Myles Garrett helmet fight?",
+    "Who finished it off for the home side at the 2019 Davis Cup Finals in Madrid, where Canada beat the United States?",
+    "Who led Eastern Michigan on the ground when it beat Northern Illinois 45-17 in DeKalb?",
+    "Who got the decisive goal when the Islanders beat the Penguins 5-4 in overtime?",
+    "When do the tickets for the Doobie Brothers' reunion tour with Michael McDonald go on sale?",
+    "How many people does the Boeing 787-9 Dreamliner that Emirates ordered at the 2019 Dubai Air Show carry?",
+    "How many did the TNG50 cosmological simulation on Stuttgart's Hazel Hen machine track?",
+    "Who founded my6sense, the native ad platform that hired Ivan Braiker as chief strategy officer?",
+    "How many of the alarms that Ascom's Digistat Patient Watch manages can one intensive care carer face?",
+    "When did the Hong Kong protests that ended with protesters holed up at Polytechnic University start?",
+    "Which director was quoted explaining the record level India's Sensex index touched on November 20, 2019?",
+    "For how many nights did the Keck Observatory team led by Lucas Paganini watch Europa?",
+    "How old is Cheuk Hau-yip, the Hong Kong police commander for Kowloon West?",
+    "How much do the tickets for the Doobie Brothers' reunion tour with Michael McDonald cost?",
+    "How much will Volkswagen's ID. Space Vizzion electric wagon concept cost?",
+    "How old is Keetan Munsell, the Salina South junior who won the Kansas 5-1A state diving title?",
+    "How old is Lucas Paganini, who led the Keck Observatory team that watched Europa's water vapor plumes?",
+]
+
 
 def build() -> list[dict]:
     questions = {json.loads(x)["id"]: json.loads(x) for x in (NEWS_QA / "questions.jsonl").read_text().splitlines()
                  if x.strip()}
     truth = json.loads((EXTRACTION / "ground-truth.json").read_text(encoding="utf-8"))
+    assert len(STANDALONE) == len(CONVERSATIONS)
     out = []
-    for n, (qid, follow_up, answers) in enumerate(CONVERSATIONS, 1):
+    for n, ((qid, follow_up, answers), written_out) in enumerate(zip(CONVERSATIONS, STANDALONE), 1):
         first = questions[qid]
         body = truth[first["page_id"]]["articleBody"]
         if isinstance(answers, dict):
@@ -63,7 +88,7 @@ def build() -> list[dict]:
         assert len(follow_up.split()) <= 9, follow_up
         out.append({"id": f"fu-{n:02d}", "page_id": first["page_id"], "url": first["url"],
                     "turns": [{"question": first["question"], "answers": first["answers"]},
-                              {"question": follow_up, "answers": answers}]})
+                              {"question": follow_up, "answers": answers, "standalone": written_out}]})
     return out
 
 
