@@ -23,7 +23,7 @@ import statistics
 import time
 from pathlib import Path
 
-from _common import ROOT, load_pages, machine, serve_pages
+from _common import NEWS_QA, ROOT, load_pages, machine, serve_pages
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -118,6 +118,42 @@ def retrieval_only(qa: NewsQA, convs: list[dict]) -> None:
     for key in ("turn1", "bare", "fallback", "focused"):
         n = sum(r[key + "_answer"] for r in ans)
         print(f"{key:>8} a passage holds the answer: {n / len(ans):.3f} ({n}/{len(ans)} answerable)")
+    topic_shifts(qa)
+
+
+def topic_shifts(qa: NewsQA) -> None:
+    """A conversation that moves on: each answerable news-qa question asked after the one before it (whose
+    article turn 1 is taken to have cited). Counts the new questions judged to refer back (they would be
+    rewritten and read in the previous article first), and hit@4 of the new question's article as the answer
+    stage retrieves it (the rule fallback and the cited article first where judged a follow-up), by
+    ``needs_rewrite`` and by the rule before it (any pronoun or "that" in the question), vs asked alone."""
+    from rag_news.conversation import _FRAGMENT, _REFERRING, Turn, needs_rewrite
+
+    any_pronoun = lambda q, turns: bool(_REFERRING.search(q) or _FRAGMENT.match(q) or len(q.split()) <= 3)  # noqa: E731
+    qs = [q for q in (json.loads(x) for x in (NEWS_QA / "questions.jsonl").read_text().splitlines() if x.strip())
+          if q["answers"]]
+    counts = {"needs_rewrite": [0, 0], "any pronoun (before)": [0, 0]}
+    alone = 0
+    for prev, q in zip(qs, qs[1:]):
+        urls = [d.metadata.get("url", "") for d in qa.retriever.search(prev["question"], k=8)]
+        cited = next((u for u in urls if prev["page_id"] in u), urls[0])  # its indexed URL (the pages are served here)
+        turns = [Turn("user", prev["question"]), Turn("assistant", "...", {"cited_urls": [cited]})]
+        conv = {"url": q["url"], "page_id": q["page_id"]}
+        bare = qa.retriever.search(q["question"], k=4)
+        alone += hit(conv, [d.metadata.get("url", "") for d in bare])
+        for name, rule in (("needs_rewrite", needs_rewrite), ("any pronoun (before)", any_pronoun)):
+            docs = bare
+            if rule(q["question"], turns):
+                counts[name][0] += 1
+                search = fallback(q["question"], turns)
+                within = qa.retriever.search_within(search, [cited], k=4)
+                docs = (within + [d for d in qa.retriever.search(search, k=4)
+                                  if d.id not in {w.id for w in within}])[:4]
+            counts[name][1] += hit(conv, [d.metadata.get("url", "") for d in docs])
+    n = len(qs) - 1
+    for name, (judged, kept) in counts.items():
+        print(f"topic shifts, {name}: {judged}/{n} new questions judged to refer back; their article in the "
+              f"top 4 as answered {kept}/{n} (asked alone {alone}/{n})")
 
 
 def holds(docs, answers: list[str]) -> bool:

@@ -7,12 +7,14 @@ flow for one turn is::
     history + question -> standalone question (rules, else the reader) -> retrieval on it
       -> prompt: passages [1]..[k] of THIS turn, the last turns (citations stripped), the standalone question
 
-* **Rewrite.** With no history, or a question that refers to nothing outside itself (no pronoun or
-  "that"/"there", not a bare fragment like "And the second?"), the question is kept as it is: no model
-  call (:func:`needs_rewrite`). Otherwise the reader rewrites it with a short prompt
-  (:data:`REWRITE_PROMPT`, greedy, one line, at most ``REWRITE_TOKENS`` tokens); an empty, multi-line or
-  over-long reply, or one that brings in no word of the earlier turns (the follow-up handed back as it
-  was), falls back to this question followed by the previous one (:func:`fallback`).
+* **Rewrite.** With no history, or a question that stands on its own (it names what it asks about, has no
+  pronoun or "that"/"there" left unresolved, is not a bare fragment like "And the second?"), the question is
+  kept as it is: no model call (:func:`needs_rewrite`; a new question on another story is kept too, so the
+  previous answer's articles are not read first for it). Otherwise the reader rewrites it with a short prompt
+  (:data:`REWRITE_PROMPT`, two invented examples, greedy, one line, at most ``REWRITE_TOKENS`` tokens); an
+  empty or over-long reply, one that is no question (it answered instead), or one that brings in no word of
+  the earlier turns (the follow-up handed back as it was), falls back to this question followed by the
+  previous one (:func:`fallback`).
 * **The cited articles first.** A follow-up that refers back (it needed the rewrite) is answered from the
   articles the previous answer cited: their passages, ranked by the standalone question, take the slots
   first, and only the slots they leave are filled from the whole index (:func:`cited_articles`,
@@ -39,6 +41,8 @@ from .errors import ConfigError
 HISTORY_TURNS = 2  # earlier exchanges (user + assistant) shown in the answer prompt
 HISTORY_CHARS = 400  # each earlier message is cut to this many characters
 REWRITE_TOKENS = 64
+SHORT_WORDS = 8  # a question this short with a pronoun or "that" refers back, names or not
+LONG_WORDS = 15  # longer than this and naming things: a question of its own (see needs_rewrite)
 MAX_STYLE_CHARS = 500
 
 GUARDRAIL = ("Always assist with care, respect, and truth. Respond with utmost utility yet securely. Avoid harmful, "
@@ -157,13 +161,27 @@ def _text(content: Any) -> str:
 
 
 def needs_rewrite(question: str, turns: Sequence[Turn]) -> bool:
-    """Whether ``question`` leans on the conversation: there is one, and the question refers back
-    (a pronoun, "that", "there", "also"), is a bare fragment ("And the second?", "Why?") or names nothing
-    ("When do the tickets go on sale?": no name, figure or quoted phrase, so its subject is the conversation's)."""
+    """Whether ``question`` leans on the conversation: there is one, and the question is a bare fragment
+    ("And the second?", "Why?"), names nothing ("When do the tickets go on sale?": no name, figure or quoted
+    phrase, so its subject is the conversation's), or refers back: a pronoun, "that", "there", "also" in a
+    short question ("What did Trump say about it?"), or in one of middling length with nothing named before
+    it ("How old was he when Eastern Michigan last won a bowl game?"). A long question that names its
+    subject first is a new question even with a "their" in it ("... when the Islanders beat the Penguins to
+    stretch their unbeaten run?"): it is searched as asked, not read in the previous answer's articles."""
     if not any(t.role == "user" for t in turns):
         return False
-    return bool(_REFERRING.search(question) or _FRAGMENT.match(question) or len(question.split()) <= 3
-                or names_nothing(question))
+    if _FRAGMENT.match(question) or len(question.split()) <= 3 or names_nothing(question):
+        return True
+    refs = list(_REFERRING.finditer(question))
+    n_words = len(question.split())
+    return bool(refs) and (n_words <= SHORT_WORDS or (n_words <= LONG_WORDS and any(
+        not _names(question[:m.start()]) for m in refs)))
+
+
+def _names(text: str) -> bool:
+    """A capitalised word after the first, or a figure: the text names something."""
+    words = re.findall(r"[\w'’.-]+", text)
+    return any(w[:1].isupper() or w[:1].isdigit() for w in words[1:]) or bool(words[:1] and words[0][:1].isdigit())
 
 
 def names_nothing(question: str) -> bool:

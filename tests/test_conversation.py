@@ -45,6 +45,12 @@ def library(url: str) -> bool:
     ("What did the council approve in the 2027 budget?", True, False),
     ("When do the tickets go on sale?", True, True),  # names nothing: its subject is the conversation's
     ("When do tickets for the Harbour Festival go on sale?", True, False),
+    ("How old was he when Eastern Michigan last won a bowl game?", True, True),  # nothing named before "he"
+    ("What did the mayor say about it?", True, True),  # short, with "it": refers back though it names a role
+    # a long question naming its subject first is a new one, "their" and "that" notwithstanding
+    ("How many shots did goalie Semyon Varlamov stop when the Islanders beat the Penguins to stretch their run?",
+     True, False),
+    ("What is the name of the alarm solution that Ascom is distributing across Europe with GE Healthcare?", True, False),
     ("How old is he?", False, False)])
 def test_which_questions_are_rewritten(question, history, expected):
     turns = [Turn("user", FIRST), Turn("assistant", "In the old tram depot [1].")] if history else []
