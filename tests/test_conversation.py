@@ -239,15 +239,18 @@ def real_qa(sample_settings):
     return NewsQA(sample_settings.replace(llm_model="smollm2", max_new_tokens=40, today="2026-11-23"))
 
 
-def test_real_reader_answers_a_follow_up_from_the_same_article(real_qa):
+def test_real_reader_reads_a_follow_up_in_the_same_article(real_qa):
     """Retrieval and citation of the follow-up, with the packaged SmolLM2 rewriting (or the fallback when
-    its rewrite is unusable). Whether it answers the cost itself is a model-quality question, measured on
-    the dev set by benchmarks/bench_followups.py (SmolLM2 answered where the library will be built)."""
+    its rewrite is unusable). Asked the cost, SmolLM2 tells where the library will be built: the money
+    check withholds that (a model-quality question, measured on the dev set by bench_followups.py)."""
     first = real_qa.ask(FIRST)
-    second = real_qa.ask(FOLLOW, history=[first])
-    assert second.standalone_question != FOLLOW and "library" in second.standalone_question.lower()
-    assert library(second.sources[0].url) and not second.abstained
-    assert any(library(second.sources[n - 1].url) for n in second.cited)
+    cost = real_qa.ask(FOLLOW, history=[first])
+    assert cost.standalone_question != FOLLOW and "library" in cost.standalone_question.lower()
+    assert library(cost.sources[0].url)
+    if cost.abstained:
+        assert "sum of money" in cost.note and "tram depot" in cost.raw_answer, cost
+    else:
+        assert any(library(cost.sources[n - 1].url) for n in cost.cited) and "6.4 million" in cost.answer, cost
 
 
 def test_real_reader_stops_at_max_tokens(real_qa):
