@@ -105,8 +105,7 @@ def retrieval_only(qa: NewsQA, convs: list[dict]) -> None:
         found = {"turn1": qa.retriever.search(t1["question"], k=4), "bare": qa.retriever.search(t2["question"], k=4),
                  "fallback": qa.retriever.search(fallback(t2["question"], turns), k=4)}
         # the cited article read first, as if turn 1's answer had cited its best passage's article
-        within = qa.retriever.search_within(fallback(t2["question"], turns), [found["turn1"][0].metadata["url"]], k=4)
-        found["focused"] = (within + [d for d in found["fallback"] if d.id not in {w.id for w in within}])[:4]
+        found["focused"] = focused(qa, fallback(t2["question"], turns), found["turn1"][0].metadata["url"])
         rows.append({"id": c["id"], "answerable": bool(t2["answers"]),
                      **{key: hit(c, [d.metadata.get("url", "") for d in docs]) for key, docs in found.items()},
                      # does a passage shown hold an accepted answer of the turn it serves (not only the article)?
@@ -119,6 +118,12 @@ def retrieval_only(qa: NewsQA, convs: list[dict]) -> None:
         n = sum(r[key + "_answer"] for r in ans)
         print(f"{key:>8} a passage holds the answer: {n / len(ans):.3f} ({n}/{len(ans)} answerable)")
     topic_shifts(qa)
+
+
+def focused(qa: NewsQA, search: str, cited: str, k: int = 4) -> list:
+    """The passages the answer stage shows a follow-up: the cited article's first, the index fills the rest."""
+    within = qa.retriever.search_within(search, [cited], k=k)
+    return (within + [d for d in qa.retriever.search(search, k=k) if d.id not in {w.id for w in within}])[:k]
 
 
 def topic_shifts(qa: NewsQA) -> None:
@@ -145,10 +150,7 @@ def topic_shifts(qa: NewsQA) -> None:
             docs = bare
             if rule(q["question"], turns):
                 counts[name][0] += 1
-                search = fallback(q["question"], turns)
-                within = qa.retriever.search_within(search, [cited], k=4)
-                docs = (within + [d for d in qa.retriever.search(search, k=4)
-                                  if d.id not in {w.id for w in within}])[:4]
+                docs = focused(qa, fallback(q["question"], turns), cited)
             counts[name][1] += hit(conv, [d.metadata.get("url", "") for d in docs])
     n = len(qs) - 1
     for name, (judged, kept) in counts.items():

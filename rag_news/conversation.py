@@ -71,7 +71,7 @@ Conversation:
 Follow-up question: {question}
 Rewritten:"""
 """Two invented examples (no dev-set article) show the 1.5B reader what a rewrite is: without them it handed
-8 of the 18 dev follow-ups back unchanged."""
+8 of the 18 dev follow-ups back unchanged (a probe; bench_followups.py's rows show each rewrite)."""
 
 _REFERRING = re.compile(
     r"\b(he|she|it|they|him|her|his|hers|its|their|theirs|them|this|that|these|those|there|then|such|"
@@ -179,18 +179,16 @@ def needs_rewrite(question: str, turns: Sequence[Turn]) -> bool:
 
 
 def _names(text: str) -> bool:
-    """A capitalised word after the first, or a figure: the text names something."""
+    """A capitalised word after the first (not "I"), or a figure: the text names something."""
     words = re.findall(r"[\w'’.-]+", text)
-    return any(w[:1].isupper() or w[:1].isdigit() for w in words[1:]) or bool(words[:1] and words[0][:1].isdigit())
+    return bool(re.search(r"\d", text)) or any(w[:1].isupper() for w in words[1:] if w != "I")
 
 
 def names_nothing(question: str) -> bool:
-    """No capitalised word after the first, no digit, no quoted phrase: a question that names no person,
+    """No capitalised word after the first, no figure, no quoted phrase: a question that names no person,
     place, organisation, date or figure (in a conversation, it asks about what was being discussed)."""
-    words = re.findall(r"[\w'’.-]+", question)
-    if len(words) < 2 or re.search(r"\d|[\"“”]", question):
-        return False
-    return not any(w[:1].isupper() for w in words[1:] if w.lower() != "i")
+    return len(re.findall(r"[\w'’.-]+", question)) >= 2 and not re.search(r"[\"“”]", question) \
+        and not _names(question)
 
 
 def cited_articles(turns: Sequence[Turn]) -> list[str]:
