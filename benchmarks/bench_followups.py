@@ -28,8 +28,10 @@ from _common import NEWS_QA, ROOT, load_pages, machine, serve_pages
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rag_news import NewsQA, Settings, index_urls  # noqa: E402
+from rag_news.context import compress_passages  # noqa: E402
 from rag_news.conversation import as_turns, fallback  # noqa: E402
 from rag_news.eval import has_phrase  # noqa: E402
+from rag_news.llm import READER_DEFAULTS  # noqa: E402
 from rag_news.store import NewsIndex  # noqa: E402
 
 ISOLATE = ("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",)
@@ -106,17 +108,22 @@ def retrieval_only(qa: NewsQA, convs: list[dict]) -> None:
                  "fallback": qa.retriever.search(fallback(t2["question"], turns), k=4)}
         # the cited article read first, as if turn 1's answer had cited its best passage's article
         found["focused"] = focused(qa, fallback(t2["question"], turns), found["turn1"][0].metadata["url"])
+        # what the packaged reader reads: the same passages fitted to its sentence budget
+        budget = READER_DEFAULTS["packaged"]["context_tokens"]
+        found["turn1 compressed"] = compress_passages(t1["question"], found["turn1"], qa.sentence_vectors, budget)
+        found["focused compressed"] = compress_passages(fallback(t2["question"], turns), found["focused"],
+                                                        qa.sentence_vectors, budget)
         rows.append({"id": c["id"], "answerable": bool(t2["answers"]),
                      **{key: hit(c, [d.metadata.get("url", "") for d in docs]) for key, docs in found.items()},
                      # does a passage shown hold an accepted answer of the turn it serves (not only the article)?
-                     **{key + "_answer": holds(docs, (t1 if key == "turn1" else t2)["answers"])
+                     **{key + "_answer": holds(docs, (t1 if key.startswith("turn1") else t2)["answers"])
                         for key, docs in found.items()}})
     for key in ("turn1", "bare", "fallback", "focused"):
-        print(f"{key:>8} hit@4: {sum(r[key] for r in rows) / len(rows):.3f} ({sum(r[key] for r in rows)}/{len(rows)})")
+        print(f"{key:>18} hit@4: {sum(r[key] for r in rows) / len(rows):.3f} ({sum(r[key] for r in rows)}/{len(rows)})")
     ans = [r for r in rows if r["answerable"]]
-    for key in ("turn1", "bare", "fallback", "focused"):
+    for key in ("turn1", "turn1 compressed", "bare", "fallback", "focused", "focused compressed"):
         n = sum(r[key + "_answer"] for r in ans)
-        print(f"{key:>8} a passage holds the answer: {n / len(ans):.3f} ({n}/{len(ans)} answerable)")
+        print(f"{key:>18} a passage holds the answer: {n / len(ans):.3f} ({n}/{len(ans)} answerable)")
     topic_shifts(qa)
 
 
