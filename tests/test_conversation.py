@@ -47,6 +47,7 @@ def library(url: str) -> bool:
     ("When do tickets for the Harbour Festival go on sale?", True, False),
     ("How old was he when Eastern Michigan last won a bowl game?", True, True),  # nothing named before "he"
     ("What did the mayor say about it?", True, True),  # short, with "it": refers back though it names a role
+    ("What did I miss about his plan for the Eastmoor library?", True, True),  # "I" names no one before "his"
     # a long question naming its subject first is a new one, "their" and "that" notwithstanding
     ("How many shots did goalie Semyon Varlamov stop when the Islanders beat the Penguins to stretch their run?",
      True, False),
