@@ -100,7 +100,7 @@ def retrieval_only(qa: NewsQA, convs: list[dict]) -> None:
     from rag_news.conversation import Turn
 
     print(f"machine: {machine()}; retrieval only (k=4, no model)")
-    rows = []
+    rows, budget = [], READER_DEFAULTS["packaged"]["context_tokens"]
     for c in convs:
         t1, t2 = c["turns"]
         turns = [Turn("user", t1["question"])]
@@ -109,7 +109,6 @@ def retrieval_only(qa: NewsQA, convs: list[dict]) -> None:
         # the cited article read first, as if turn 1's answer had cited its best passage's article
         found["focused"] = focused(qa, fallback(t2["question"], turns), found["turn1"][0].metadata["url"])
         # what the packaged reader reads: the same passages fitted to its sentence budget
-        budget = READER_DEFAULTS["packaged"]["context_tokens"]
         found["turn1 compressed"] = compress_passages(t1["question"], found["turn1"], qa.sentence_vectors, budget)
         found["focused compressed"] = compress_passages(fallback(t2["question"], turns), found["focused"],
                                                         qa.sentence_vectors, budget)
